@@ -1,0 +1,1 @@
+"""Benchmarks: dataset loaders, accuracy metrics and reports (numpy + OpenCV only)."""

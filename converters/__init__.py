@@ -1,0 +1,1 @@
+"""Workstation-side tools: torch architectures, checkpoint loading and format converters."""

@@ -1,0 +1,51 @@
+"""The one interface every inference runtime adapter implements.
+
+An adapter loads a file, exposes the metadata embedded in it and runs a float
+batch in the model's own layout, returning float outputs keyed by tensor name
+(dequantised where the file has quantised outputs). Matching names to roles and
+layouts is not the adapter's job (see ``sdk.outputs``).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..metadata import ModelMetadata
+
+
+class Backend(ABC):
+    name: str = "abstract"
+    extensions: tuple[str, ...] = ()
+
+    def __init__(self, path: str | Path, threads: int | None = None, metadata: ModelMetadata | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelLoadError(f"model file not found: {self.path}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        self.threads = threads
+        self._override = metadata
+        self._load()
+        self.metadata = (metadata or self._read_metadata()).validate()
+
+    @abstractmethod
+    def _load(self) -> None:
+        """Open the file with the runtime; raise ModelLoadError naming the file when that fails."""
+
+    @abstractmethod
+    def _read_metadata(self) -> ModelMetadata:
+        """Parse the edgemark metadata embedded in the file (MetadataError when absent or bad)."""
+
+    @abstractmethod
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """Run one batch; return float32 outputs keyed by the file's output tensor names."""
+
+    @abstractmethod
+    def output_names(self) -> list[str]:
+        """Output tensor names in the file, in the runtime's order."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, threads={self.threads})"

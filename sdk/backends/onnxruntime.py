@@ -1,0 +1,49 @@
+"""ONNX Runtime adapter (CPU)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from .base import Backend
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    extensions = (".onnx",)
+
+    def _load(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelLoadError("onnxruntime is not installed: pip install 'edgemark[onnx]'") from exc
+        opts = ort.SessionOptions()
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for bad protobufs
+            raise ModelLoadError(f"cannot load ONNX model {self.path}: the file is truncated, corrupt or not ONNX "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        self._input_name = self.session.get_inputs()[0].name
+        self._input_type = self.session.get_inputs()[0].type
+
+    def _read_metadata(self) -> ModelMetadata:
+        props = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise MetadataError(f"{self.path} has no edgemark metadata (key {METADATA_KEY!r} absent from "
+                                "metadata_props): convert it with `edgemark convert MODEL.onnx ...` or pass metadata=")
+        return ModelMetadata.from_json(props[METADATA_KEY])
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        if self._input_type == "tensor(float16)":
+            tensor = tensor.astype(np.float16)
+        names = self.output_names()
+        values = self.session.run(names, {self._input_name: tensor})
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]

@@ -1,0 +1,97 @@
+"""Heat-map decoders: plain argmax, argmax + ¼ px, H3R top-k softmax, SHR local soft-argmax.
+
+Map coordinates are cell indices (column, row); they are multiplied by ``stride``
+to give network-input pixels. None of these adds a +0.5 pixel-centre term: the
+model's crop rule (``coordinate_origin``) says how to read the result.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check_maps(heatmaps: np.ndarray) -> tuple[int, int, int, int]:
+    if heatmaps.ndim != 4:
+        raise ValueError(f"heat maps must be (N, L, H, W), got shape {heatmaps.shape}")
+    return heatmaps.shape  # type: ignore[return-value]
+
+
+def _argmax_cells(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, l, h, w = _check_maps(heatmaps)
+    flat = heatmaps.reshape(n, l, h * w)
+    idx = flat.argmax(axis=2)
+    peak = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]
+    return idx // w, idx % w, peak
+
+
+def decode_argmax(heatmaps: np.ndarray, *, stride: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer peak location: the baseline every sub-pixel decoder must beat."""
+    rows, cols, peak = _argmax_cells(heatmaps)
+    xy = np.stack([cols, rows], axis=-1).astype(np.float32) * np.float32(stride)
+    return xy, peak.astype(np.float32)
+
+
+def decode_argmax_quarter(heatmaps: np.ndarray, *, stride: float) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax moved ¼ cell towards the higher neighbour on each axis (the classic refinement)."""
+    n, l, h, w = _check_maps(heatmaps)
+    rows, cols, peak = _argmax_cells(heatmaps)
+    maps = heatmaps.reshape(n * l, h, w)
+    r, c = rows.reshape(-1), cols.reshape(-1)
+    k = np.arange(n * l)
+    right = maps[k, r, np.minimum(c + 1, w - 1)]
+    left = maps[k, r, np.maximum(c - 1, 0)]
+    down = maps[k, np.minimum(r + 1, h - 1), c]
+    up = maps[k, np.maximum(r - 1, 0), c]
+    dx = 0.25 * np.sign(right - left)
+    dy = 0.25 * np.sign(down - up)
+    xy = np.stack([c + dx, r + dy], axis=-1).reshape(n, l, 2)
+    return (xy * stride).astype(np.float32), peak.astype(np.float32)
+
+
+def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = scores - scores.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """H3R: softmax over each map's top-k scores, weighted mean of their (column, row)."""
+    n, l, h, w = _check_maps(heatmaps)
+    k = int(min(topk, h * w))
+    if k < 1:
+        raise ValueError(f"topk must be >= 1, got {topk}")
+    flat = heatmaps.reshape(n, l, h * w)
+    idx = np.argpartition(flat, h * w - k, axis=2)[..., h * w - k:]
+    vals = np.take_along_axis(flat, idx, axis=2)
+    weights = _softmax(vals.astype(np.float64), axis=2)
+    cols = (weights * (idx % w)).sum(axis=2)
+    rows = (weights * (idx // w)).sum(axis=2)
+    xy = np.stack([cols, rows], axis=-1) * stride
+    return xy.astype(np.float32), vals.max(axis=2).astype(np.float32)
+
+
+def decode_shr_local_softargmax(heatmaps: np.ndarray, *, stride: float, window: int = 5,
+                                temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """SHR: softmax (values / temperature) over the d×d window around the argmax, expected offset added.
+
+    Windows that cross the map border are clipped: cells outside get zero weight.
+    """
+    n, l, h, w = _check_maps(heatmaps)
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd integer, got {window}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    rows, cols, peak = _argmax_cells(heatmaps)
+    half = window // 2
+    offs = np.arange(-half, half + 1)
+    rr = rows[..., None, None] + offs[:, None]            # (N, L, d, 1)
+    cc = cols[..., None, None] + offs[None, :]            # (N, L, 1, d)
+    inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)  # (N, L, d, d)
+    flat = heatmaps.reshape(n, l, h * w).astype(np.float64)
+    lin = (np.clip(rr, 0, h - 1) * w + np.clip(cc, 0, w - 1)).reshape(n, l, -1)
+    vals = np.take_along_axis(flat, lin, axis=2).reshape(n, l, window, window) / temperature
+    vals = np.where(inside, vals, -np.inf)
+    weights = _softmax(vals.reshape(n, l, -1), axis=2).reshape(n, l, window, window)
+    dy = (weights * offs[:, None]).sum(axis=(2, 3))
+    dx = (weights * offs[None, :]).sum(axis=(2, 3))
+    xy = np.stack([cols + dx, rows + dy], axis=-1) * stride
+    return xy.astype(np.float32), peak.astype(np.float32)

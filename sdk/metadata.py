@@ -1,0 +1,261 @@
+"""Model metadata: the versioned schema every stage of the pipeline reads.
+
+A model file is self-describing: the landmark scheme, the input tensor contract,
+the crop rule, the decoder and its parameters and the output roles all travel
+inside the file. Nothing downstream may hard-code a number that belongs here.
+The schema is serialised as compact JSON under the key ``edgemark`` of each
+format's own metadata store (ONNX ``metadata_props``, OpenVINO ``rt_info``,
+TFLite metadata buffer).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import EdgemarkError
+
+SCHEMA_VERSION = 1
+METADATA_KEY = "edgemark"
+
+OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks")
+COORDINATE_ORIGINS = ("pixel_center", "pixel_corner")
+SIDE_MODES = ("max_wh", "max_wh_plus1", "diag")
+
+
+class MetadataError(EdgemarkError, ValueError):
+    """The model's embedded metadata is missing, malformed or inconsistent."""
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise MetadataError(message)
+
+
+@dataclass(frozen=True)
+class LandmarkScheme:
+    """Which points the model predicts and how they relate to other schemes."""
+
+    name: str
+    num_points: int
+    flip_pairs: tuple[tuple[int, int], ...] = ()
+    # Indices into this scheme that give the 68-point iBUG order (None: no mapping).
+    to68: tuple[int, ...] | None = None
+
+    def validate(self) -> None:
+        _require(isinstance(self.name, str) and self.name != "", "scheme.name must be a non-empty string")
+        _require(isinstance(self.num_points, int) and self.num_points > 0, "scheme.num_points must be a positive integer")
+        for pair in self.flip_pairs:
+            _require(len(pair) == 2 and all(0 <= int(i) < self.num_points for i in pair),
+                     f"scheme.flip_pairs entry {pair!r} is not a pair of point indices < {self.num_points}")
+        if self.to68 is not None:
+            _require(len(self.to68) == 68, f"scheme.to68 must list 68 indices, got {len(self.to68)}")
+            _require(all(0 <= int(i) < self.num_points for i in self.to68), "scheme.to68 has an index out of range")
+
+    def flip_permutation(self) -> list[int]:
+        """Permutation that maps each point to its mirror partner (identity when unpaired)."""
+        perm = list(range(self.num_points))
+        for a, b in self.flip_pairs:
+            perm[a], perm[b] = b, a
+        return perm
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The tensor the network expects: ``(pixel * scale - mean) / std`` per channel."""
+
+    name: str
+    width: int
+    height: int
+    color: str = "rgb"  # channel order the network was trained on
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    layout: str = "nchw"
+    dtype: str = "float32"  # 'float32', 'float16', 'uint8' or 'int8' (quantised input)
+    quant_scale: float | None = None
+    quant_zero_point: int | None = None
+
+    def validate(self) -> None:
+        _require(isinstance(self.name, str) and self.name != "", "input.name must be a non-empty string")
+        _require(isinstance(self.width, int) and self.width > 0 and isinstance(self.height, int) and self.height > 0,
+                 f"input size must be positive integers, got {self.width}x{self.height}")
+        _require(self.color in ("rgb", "bgr"), f"input.color must be 'rgb' or 'bgr', got {self.color!r}")
+        _require(self.layout in ("nchw", "nhwc"), f"input.layout must be 'nchw' or 'nhwc', got {self.layout!r}")
+        _require(len(self.mean) == 3 and len(self.std) == 3, "input.mean and input.std need 3 values")
+        _require(all(s > 0 for s in self.std), "input.std values must be positive")
+        _require(self.dtype in ("float32", "float16", "uint8", "int8"), f"input.dtype {self.dtype!r} is not supported")
+        if self.dtype in ("uint8", "int8"):
+            _require(self.quant_scale is not None and self.quant_zero_point is not None,
+                     "a quantised input needs quant_scale and quant_zero_point")
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How a face box ``[x1, y1, x2, y2]`` becomes the square region fed to the network.
+
+    side = expand * f(w, h) with f from ``side_mode``; centre = box centre + shift * side.
+    ``coordinate_origin`` says where the model's decoded coordinates count from:
+    ``pixel_center`` means input pixel (c, r) has its centre at (c, r) (OpenCV's warp
+    convention); ``pixel_corner`` means the top-left corner of the input is (0, 0).
+    """
+
+    expand: float = 1.25
+    side_mode: str = "max_wh"
+    shift_x: float = 0.0
+    shift_y: float = 0.0
+    coordinate_origin: str = "pixel_center"
+
+    def validate(self) -> None:
+        _require(self.expand > 0, f"crop.expand must be positive, got {self.expand}")
+        _require(self.side_mode in SIDE_MODES, f"crop.side_mode must be one of {SIDE_MODES}, got {self.side_mode!r}")
+        _require(self.coordinate_origin in COORDINATE_ORIGINS,
+                 f"crop.coordinate_origin must be one of {COORDINATE_ORIGINS}, got {self.coordinate_origin!r}")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output tensor, found by ``name`` (converters may rename; ``shape`` is the fallback)."""
+
+    name: str
+    role: str
+    shape: tuple[int | None, ...] | None = None  # per-sample shape, batch excluded, in the model's layout
+    layout: str = "nchw"
+    quant_scale: float | None = None
+    quant_zero_point: int | None = None
+
+    def validate(self) -> None:
+        _require(isinstance(self.name, str) and self.name != "", "output.name must be a non-empty string")
+        _require(self.role in OUTPUT_ROLES, f"output role {self.role!r} is not one of {OUTPUT_ROLES}")
+        _require(self.layout in ("nchw", "nhwc", "flat"), f"output.layout {self.layout!r} is not supported")
+
+
+@dataclass(frozen=True)
+class DecoderSpec:
+    """Decoder registered in ``sdk.decoders`` and the parameters it is called with."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from .decoders import DECODERS  # local: decoders import nothing from here
+
+        _require(self.name in DECODERS, f"decoder {self.name!r} is unknown; known: {sorted(DECODERS)}")
+        DECODERS[self.name].check_params(self.params)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    architecture: str = "unknown"
+    source: str = ""
+    source_sha256: str = ""
+    converter: str = "edgemark"
+    converter_version: str = ""
+    precision: str = "fp32"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Everything needed to run and decode a landmark model, stored inside the model file."""
+
+    scheme: LandmarkScheme
+    input: InputSpec
+    crop: CropRule
+    decoder: DecoderSpec
+    outputs: tuple[OutputSpec, ...]
+    provenance: Provenance = field(default_factory=Provenance)
+    schema_version: int = SCHEMA_VERSION
+
+    def validate(self) -> "ModelMetadata":
+        _require(self.schema_version == SCHEMA_VERSION,
+                 f"metadata schema version {self.schema_version} is not supported (expected {SCHEMA_VERSION})")
+        self.scheme.validate()
+        self.input.validate()
+        self.crop.validate()
+        self.decoder.validate()
+        _require(len(self.outputs) > 0, "metadata lists no outputs")
+        for out in self.outputs:
+            out.validate()
+        roles = [o.role for o in self.outputs]
+        _require(len(set(roles)) == len(roles), f"output roles repeat: {roles}")
+        from .decoders import DECODERS
+
+        missing = set(DECODERS[self.decoder.name].roles) - set(roles)
+        _require(not missing, f"decoder {self.decoder.name!r} needs outputs with roles {sorted(missing)}")
+        return self
+
+    def output_for(self, role: str) -> OutputSpec:
+        for out in self.outputs:
+            if out.role == role:
+                return out
+        raise MetadataError(f"metadata has no output with role {role!r}")
+
+    def replace(self, **changes: Any) -> "ModelMetadata":
+        return dataclasses.replace(self, **changes)
+
+    # --- serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelMetadata":
+        _require(isinstance(data, Mapping), "metadata must be a JSON object")
+        try:
+            meta = cls(
+                schema_version=int(data.get("schema_version", -1)),
+                scheme=_build(LandmarkScheme, data["scheme"], tuples=("flip_pairs", "to68")),
+                input=_build(InputSpec, data["input"], tuples=("mean", "std")),
+                crop=_build(CropRule, data["crop"]),
+                decoder=_build(DecoderSpec, data["decoder"]),
+                outputs=tuple(_build(OutputSpec, o, tuples=("shape",)) for o in data["outputs"]),
+                provenance=_build(Provenance, data.get("provenance", {})),
+            )
+        except KeyError as exc:
+            raise MetadataError(f"metadata is missing the field {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, MetadataError):
+                raise
+            raise MetadataError(f"metadata is malformed: {exc}") from None
+        return meta.validate()
+
+    @classmethod
+    def from_json(cls, text: str | bytes | None) -> "ModelMetadata":
+        if text is None or (isinstance(text, (str, bytes)) and len(text) == 0):
+            raise MetadataError("the model file carries no edgemark metadata "
+                                "(convert it with `edgemark convert`, or pass the metadata explicitly)")
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MetadataError(f"edgemark metadata is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+
+def _plain(value: Any) -> Any:
+    """Turn tuples/mappings into JSON-friendly lists/dicts, numpy scalars into Python ones."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _build(cls: type, data: Any, tuples: tuple[str, ...] = ()) -> Any:
+    _require(isinstance(data, Mapping), f"metadata section for {cls.__name__} must be an object")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    _require(not unknown, f"unknown fields in {cls.__name__}: {sorted(unknown)}")
+    kwargs = {k: (_freeze(v) if k in tuples else v) for k, v in data.items()}
+    return cls(**kwargs)

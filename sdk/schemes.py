@@ -1,0 +1,70 @@
+"""Landmark schemes: point counts, mirror pairs and mappings between schemes.
+
+Indices are 0-based. The WFLW-98 → 68 mapping and the NME normalisers follow
+REFERENCE.md §2; mirror pairs follow each dataset's published point order.
+"""
+from __future__ import annotations
+
+from .metadata import LandmarkScheme
+
+# 68-point iBUG/300W mirror pairs.
+IBUG68_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    tuple((i, 16 - i) for i in range(8))
+    + ((17, 26), (18, 25), (19, 24), (20, 23), (21, 22))
+    + ((31, 35), (32, 34))
+    + ((36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46))
+    + ((48, 54), (49, 53), (50, 52), (55, 59), (56, 58), (60, 64), (61, 63), (65, 67))
+)
+
+# 98-point WFLW mirror pairs.
+WFLW98_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    tuple((i, 32 - i) for i in range(16))
+    + ((33, 46), (34, 45), (35, 44), (36, 43), (37, 42), (38, 50), (39, 49), (40, 48), (41, 47))
+    + ((55, 59), (56, 58))
+    + ((60, 72), (61, 71), (62, 70), (63, 69), (64, 68), (65, 75), (66, 74), (67, 73))
+    + ((76, 82), (77, 81), (78, 80), (83, 87), (84, 86), (88, 92), (89, 91), (93, 95), (96, 97))
+)
+
+# WFLW index of each of the 68 iBUG points (REFERENCE.md §2).
+WFLW98_TO_68: tuple[int, ...] = (
+    tuple(range(0, 33, 2))
+    + (33, 34, 35, 36, 37, 42, 43, 44, 45, 46)
+    + tuple(range(51, 60))
+    + (60, 61, 63, 64, 65, 67, 68, 69, 71, 72, 73, 75)
+    + tuple(range(76, 96))
+)
+
+# AFLW 21-point scheme in the order of shared/data/aflw-faces: 6 brow, 6 eye, left ear (12),
+# nostril/tip/nostril (13-15), right ear (16), mouth corner/centre/corner (17-19), chin (20).
+# Pairs checked against the mean of near-frontal faces.
+AFLW21_FLIP_PAIRS: tuple[tuple[int, int], ...] = (
+    (0, 5), (1, 4), (2, 3),          # brows
+    (6, 11), (7, 10), (8, 9),        # eyes
+    (12, 16),                        # ears
+    (13, 15),                        # nostrils (14 = nose tip)
+    (17, 19),                        # mouth corners (18 = centre; 20 = chin)
+)
+
+SCHEMES: dict[str, LandmarkScheme] = {
+    "ibug68": LandmarkScheme("ibug68", 68, IBUG68_FLIP_PAIRS, tuple(range(68))),
+    "wflw98": LandmarkScheme("wflw98", 98, WFLW98_FLIP_PAIRS, WFLW98_TO_68),
+    "aflw21": LandmarkScheme("aflw21", 21, AFLW21_FLIP_PAIRS, None),
+}
+
+# Point pairs whose distance is the usual inter-ocular normaliser, per scheme.
+INTEROCULAR: dict[str, tuple[int, int]] = {"ibug68": (36, 45), "wflw98": (60, 72), "cofw29": (8, 9)}
+
+
+def scheme_for_points(num_points: int) -> LandmarkScheme:
+    """Default scheme for a point count (98 → WFLW, 68 → iBUG, 21 → AFLW)."""
+    for scheme in SCHEMES.values():
+        if scheme.num_points == num_points:
+            return scheme
+    return LandmarkScheme(f"custom{num_points}", num_points)
+
+
+def get_scheme(name: str) -> LandmarkScheme:
+    try:
+        return SCHEMES[name]
+    except KeyError:
+        raise KeyError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}") from None
