@@ -63,7 +63,7 @@ class ConversionResult:
         row = {"format": self.format, "precision": self.precision, "file": str(self.path),
                "size_mb": round(self.size_bytes / 1e6, 3), "seconds": round(self.seconds, 2)}
         if self.fidelity is not None:
-            row.update(max_diff_px=round(self.fidelity.max_px, 4), mean_diff_px=round(self.fidelity.mean_px, 5))
+            row.update(max_diff_px=float(f"{self.fidelity.max_px:.3g}"), mean_diff_px=float(f"{self.fidelity.mean_px:.3g}"))
         return row
 
 

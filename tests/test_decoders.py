@@ -65,8 +65,8 @@ def test_pipnet_round_trip_wflw_meanface() -> None:
     _pipnet_round_trip(meanface, nb=10, seed=3)
 
 
-def test_pipnet_neighbour_predictions_alone_are_exact() -> None:
-    """Wrong own offsets are averaged with exact neighbour guesses: the merge really uses nb maps."""
+def test_pipnet_merges_neighbour_predictions() -> None:
+    """A wrong own offset is averaged with exact neighbour guesses: the merge really reads the nb maps."""
     rng = np.random.default_rng(4)
     mf = rng.uniform(0.1, 0.9, (12, 2))
     neighbours, rev1, rev2 = pipnet_neighbour_tables(mf, 4)

@@ -113,7 +113,8 @@ def encode_shr(points: np.ndarray, map_size: Sequence[int], stride: float, sigma
     return maps.astype(np.float32)
 
 
-def encode_pipnet(points: np.ndarray, grid: Sequence[int], stride: float, neighbours: np.ndarray) -> dict[str, np.ndarray]:
+def encode_pipnet(points: np.ndarray, grid: Sequence[int], stride: float,
+                  neighbours: np.ndarray) -> dict[str, np.ndarray]:
     """PIPNet targets, the inverse of ``decode_pipnet`` (float32 maps unless noted).
 
     cell = floor(p / stride), **clipped to the grid** for points outside it; offsets

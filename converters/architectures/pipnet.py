@@ -44,6 +44,8 @@ def _init_small(conv: nn.Conv2d | nn.ConvTranspose2d) -> None:
 def _attach_heads(module: nn.Module, channels: int, num_points: int, num_neighbours: int) -> None:
     if num_neighbours < 1:
         raise ValueError(f"num_neighbours must be >= 1, got {num_neighbours}")
+    module.num_points = num_points
+    module.num_neighbours = num_neighbours
     sizes = (num_points, num_points, num_points, num_points * num_neighbours, num_points * num_neighbours)
     for name, out in zip(HEAD_NAMES, sizes):
         conv = nn.Conv2d(channels, out, 1)

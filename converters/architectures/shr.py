@@ -22,6 +22,7 @@ class SHR(nn.Module):
 
     def __init__(self, num_points: int) -> None:
         super().__init__()
+        self.num_points = num_points
         self.backbone = FusedMobileNetV2Trunk()
         self.heatmap_head = nn.ModuleDict({"head": ConvHead(self.backbone.out_channels, num_points, True)})
 
