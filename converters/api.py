@@ -118,7 +118,10 @@ def load_source(path: str | Path, *, arch: str | None = None, points: int | None
     size = input_size or spec.default_input_size
     mf = load_meanface(meanface) if meanface is not None else None
     n_points = getattr(module, "num_points", None) or points or spec.default_num_points
-    meta = metadata or spec.make_metadata(n_points, size, meanface=mf, **opts)
+    built_with = {**getattr(module, "arch_config", {}), **opts}  # keeps what the checkpoint revealed (stride, nb)
+    built_with.setdefault("num_points", n_points)
+    built_with.setdefault("input_size", size)
+    meta = metadata or spec.make_metadata(meanface=mf, **built_with)
     meta = meta.replace(provenance=Provenance(architecture=spec.name, source=path.name, source_sha256=digest,
                                               converter_version=__version__))
     get_arch(spec.name)  # validates the name once more for a clear error
