@@ -19,6 +19,7 @@ import numpy as np
 
 from sdk import __version__
 from sdk.backends import open_backend
+from sdk.errors import EdgemarkError
 from sdk.backends.base import Backend
 from sdk.metadata import ModelMetadata, Provenance
 
@@ -27,7 +28,7 @@ from .verify import Fidelity, compare_backends, real_face_tensors
 log = logging.getLogger(__name__)
 
 
-class ConversionError(RuntimeError):
+class ConversionError(EdgemarkError, RuntimeError):
     """A conversion step failed; no output file of that step was written."""
 
 
@@ -171,6 +172,11 @@ def _write_onnx_fp32(source: SourceModel, out_dir: Path, precision: str) -> Path
 
 
 register_writer("onnx", "fp32", _write_onnx_fp32)
+
+from . import to_openvino  # noqa: E402  (the module's writers need the helpers above)
+
+for _precision in to_openvino.PRECISIONS:
+    register_writer("openvino", _precision, to_openvino.write_openvino)
 
 
 def convert(source: SourceModel, formats: Sequence[str], out_dir: str | Path, *, precisions: Sequence[str] = ("fp32",),

@@ -12,6 +12,8 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from sdk.errors import EdgemarkError
+
 from .architectures import ArchSpec, get_arch
 
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
@@ -19,7 +21,7 @@ _SHOWN = 10
 StateDict = dict[str, Tensor]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(EdgemarkError, RuntimeError):
     """A checkpoint cannot be read or holds no usable state dict."""
 
 

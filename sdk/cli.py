@@ -123,32 +123,55 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="first N faces only")
     p.add_argument("--threads", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--arch", help="architecture, when --model or --reference is a torch checkpoint")
+    p.add_argument("--input-size", type=int, help="input size of a torch checkpoint")
+    p.add_argument("--reference", help="a second model (file or checkpoint) to compare landmarks with, face by face")
     p.set_defaults(func=cmd_eval)
+
+
+def _open_predictor(path: str, args: argparse.Namespace):
+    """A Predictor on a model file, or on a torch checkpoint through the converter's torch backend."""
+    from .predictor import Predictor
+
+    if Path(path).suffix.lower() in (".pth", ".pt", ".ckpt"):
+        from converters.api import load_source
+        from converters.torch_backend import TorchBackend
+
+        source = load_source(path, arch=args.arch, input_size=args.input_size)
+        return Predictor(TorchBackend(source.torch_module, source.meta, threads=args.threads, source=path))
+    return Predictor(path, backend=args.backend, threads=args.threads)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from benchmarks.datasets import load_aflw2000_3d, load_dataset
     from benchmarks.evaluate import evaluate
 
-    from .predictor import Predictor
-
     if args.dataset == "aflw2000-3d":
         data = load_aflw2000_3d(args.data_root, labels=args.labels, limit=args.limit)
     else:
         data = load_dataset(args.dataset, args.data_root)
         data = data[: args.limit] if args.limit else data
-    predictor = Predictor(args.model, backend=args.backend, threads=args.threads)
+    predictor = _open_predictor(args.model, args)
     report = evaluate(predictor, data, progress=not args.json)
-    report.pop("predictions")
+    predictions = report.pop("predictions")
     report.pop("per_face_nme")
     report = {"model": args.model, "backend": predictor.backend.name, "dataset": args.dataset,
               "labels": args.labels, **_jsonable(report)}
+    if args.reference:
+        ref = evaluate(_open_predictor(args.reference, args), data, progress=not args.json)
+        dist = np.linalg.norm(predictions.astype(np.float64) - ref["predictions"], axis=-1)
+        report["reference"] = {"model": args.reference, "nme": float(ref["nme"]),
+                               "landmark_diff_mean_px": float(dist.mean()), "landmark_diff_max_px": float(dist.max())}
     if args.json:
         print(json.dumps(report))
     else:
         print(f"{args.model} [{predictor.backend.name}] on {args.dataset} ({report['count']} faces): "
               f"NME {report['nme']:.3f} %" + (f", bins {report['nme_bins']}, bin mean {report['nme_bin_mean']:.3f} %"
                                               if "nme_bins" in report else ""))
+        if "reference" in report:
+            r = report["reference"]
+            print(f"reference {r['model']}: NME {r['nme']:.3f} %; landmark difference mean "
+                  f"{r['landmark_diff_mean_px']:.2e} px, max {r['landmark_diff_max_px']:.2e} px")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from torch import Tensor, nn
 
+from sdk.errors import EdgemarkError
 from sdk.metadata import CropRule, DecoderSpec, InputSpec, ModelMetadata, OutputSpec, Provenance
 from sdk.schemes import scheme_for_points
 
@@ -20,7 +21,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class UnknownArchitectureError(KeyError):
+class UnknownArchitectureError(EdgemarkError, KeyError):
     """No architecture is registered under the requested name."""
 
     def __str__(self) -> str:  # KeyError would print the message repr-quoted

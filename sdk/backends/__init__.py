@@ -11,6 +11,8 @@ from .base import Backend
 # name -> (module, class, file extensions)
 _REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "onnxruntime": ("onnxruntime", "OnnxRuntimeBackend", (".onnx",)),
+    "openvino": ("openvino", "OpenVinoBackend", (".xml",)),
+    "litert": ("litert", "LiteRtBackend", (".tflite",)),
 }
 
 

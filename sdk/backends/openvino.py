@@ -1,0 +1,90 @@
+"""OpenVINO adapter (CPU): compiled once, one reused infer request, FP32 compute.
+
+The CPU plugin's default inference precision is bf16 on CPUs that have it
+(AVX512-BF16 / AMX), which silently costs sub-pixel accuracy; the adapter asks
+for f32 so an FP32 or FP16 IR gives the same landmarks on every CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from .base import Backend
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    extensions = (".xml",)
+
+    def _load(self) -> None:
+        try:
+            import openvino as ov
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelLoadError("openvino is not installed: pip install 'edgemark[openvino]'") from exc
+        weights = self.path.with_suffix(".bin")
+        if not weights.is_file():
+            raise ModelLoadError(f"OpenVINO weights file not found: {weights} (it must sit beside {self.path.name})")
+        core = ov.Core()
+        try:
+            self.model = core.read_model(str(self.path), str(weights))
+        except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for bad XML or short .bin
+            raise ModelLoadError(f"cannot load OpenVINO model {self.path} (+ {weights.name}): the file is truncated, "
+                                 f"corrupt or not an IR ({_first_line(exc)})") from None
+        if len(self.model.inputs) != 1:
+            raise ModelLoadError(f"{self.path} has {len(self.model.inputs)} inputs; landmark models take one image tensor")
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        try:
+            self.compiled = core.compile_model(self.model, "CPU", config)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot compile OpenVINO model {self.path}: {_first_line(exc)}") from None
+        self.request = self.compiled.create_infer_request()
+        port = self.compiled.input(0)
+        batch = port.get_partial_shape()[0]
+        # A static batch (an ONNX exported for one face) is run in chunks of that size.
+        self._static_batch = batch.get_length() if batch.is_static else None
+        self._input_type = np.float16 if port.get_element_type().get_type_name() == "f16" else np.float32
+        self._ports = list(self.compiled.outputs)
+        self._names: list[str] | None = None
+
+    def _read_metadata(self) -> ModelMetadata:
+        if not self.model.has_rt_info([METADATA_KEY]):
+            raise MetadataError(f"{self.path} has no edgemark metadata (rt_info key {METADATA_KEY!r} absent): "
+                                "convert it with `edgemark convert ... --to openvino` or pass metadata=")
+        try:
+            text = self.model.get_rt_info([METADATA_KEY]).astype(str)
+        except Exception as exc:
+            raise MetadataError(f"{self.path}: rt_info {METADATA_KEY!r} is not a string ({_first_line(exc)})") from None
+        return ModelMetadata.from_json(text)
+
+    def output_names(self) -> list[str]:
+        if self._names is None:
+            wanted = {o.name for o in self.metadata.outputs} if hasattr(self, "metadata") else set()
+            self._names = [next((n for n in sorted(p.get_names()) if n in wanted), None) or p.get_any_name()
+                           for p in self._ports]
+        return self._names
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        tensor = np.ascontiguousarray(tensor, dtype=self._input_type)
+        if len(tensor) == 0:
+            return {name: np.zeros((0, *[d.get_length() if d.is_static else 0 for d in p.get_partial_shape()[1:]]),
+                                   dtype=np.float32) for name, p in zip(self.output_names(), self._ports)}
+        step = self._static_batch or len(tensor)
+        chunks = []
+        for start in range(0, len(tensor), step):
+            part = tensor[start:start + step]
+            n = len(part)
+            if n < step:  # pad the last chunk of a static-batch model
+                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+            self.request.infer({0: part})
+            chunks.append([np.array(self.request.get_output_tensor(i).data[:n], dtype=np.float32)
+                           for i in range(len(self._ports))])
+        names = self.output_names()
+        return {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {(text[0] if text else '')[:200]}"

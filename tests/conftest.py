@@ -1,0 +1,72 @@
+"""Shared fixtures: the real data in ../shared (skipped with a reason when absent) and tiny models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.paths import shared_root
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _shared_or_skip(*parts: str) -> Path:
+    path = shared_root().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path} (set EDGEMARK_SHARED to the shared/ folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _shared_or_skip()
+
+
+@pytest.fixture(scope="session")
+def h3r_checkpoint() -> Path:
+    return _shared_or_skip("weights", "h3r", "wflw_mobilenetv2_128", "model.pth")
+
+
+@pytest.fixture(scope="session")
+def aflw2000(shared_dir):
+    from benchmarks.datasets import load_aflw2000_3d
+
+    return load_aflw2000_3d(limit=24)
+
+
+@pytest.fixture(scope="session")
+def h3r_onnx(tmp_path_factory, h3r_checkpoint) -> Path:
+    """The official H3R-128 weights converted once per session through the public API."""
+    from converters.api import convert, load_source
+
+    out = tmp_path_factory.mktemp("h3r_onnx")
+    source = load_source(h3r_checkpoint, arch="h3r_mobilenetv2", input_size=128)
+    (result,) = convert(source, ["onnx"], out, verify=False)
+    return result.path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """A randomly initialised 64-px H3R-style model with 98 points: fast to export and run anywhere."""
+    import torch
+
+    from converters.architectures import get_arch
+    from converters.to_onnx import export_onnx
+
+    torch.manual_seed(0)
+    spec = get_arch("h3r_mobilenetv2")
+    model = spec.build(98, 64)
+    meta = spec.make_metadata(98, 64)
+    path = tmp_path_factory.mktemp("tiny") / "tiny_h3r_64_fp32.onnx"
+    export_onnx(model, meta, path)
+    return path
+
+
+@pytest.fixture()
+def face_image() -> np.ndarray:
+    """A synthetic BGR image with some structure (no shared data needed)."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
+    return img

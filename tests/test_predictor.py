@@ -1,0 +1,139 @@
+"""Predictor on ONNX Runtime: batches, boxes off the image edge, real accuracy, and every bad input."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from sdk import InputError, MetadataError, ModelLoadError, Predictor
+from sdk.metadata import CropRule, InputSpec
+from sdk.preprocess import crop_regions, prepare_batch, to_image_coords, to_input_coords, warp_matrices
+
+
+# --- preprocessing geometry --------------------------------------------------------------
+@pytest.mark.parametrize("origin", ["pixel_center", "pixel_corner"])
+def test_inverse_mapping_is_exact(origin):
+    rng = np.random.default_rng(1)
+    boxes = np.array([[10.5, 20, 90, 130], [-30, 5, 60, 70]], dtype=np.float32)
+    m = warp_matrices(crop_regions(boxes, CropRule(1.3, "max_wh", 0.05, -0.1, origin)), 96, 96)
+    pts = rng.uniform(-50, 200, size=(2, 17, 2))
+    back = to_image_coords(to_input_coords(pts, m, origin), m, origin)
+    np.testing.assert_allclose(back, pts, atol=1e-3)
+
+
+def test_warp_puts_an_image_point_where_the_mapping_says():
+    """A bright pixel in the image lands on the input pixel predicted by the matrix (pixel-centre convention)."""
+    img = np.zeros((300, 300, 3), np.uint8)
+    img[140, 170] = 255
+    spec = InputSpec(name="input", width=128, height=128, scale=1.0, mean=(0, 0, 0), std=(1, 1, 1))
+    # a region of side exactly 128 px: the warp is a pure shift, so the dot stays one sharp pixel
+    tensor, m = prepare_batch(img, [[100, 100, 227, 227]], spec, CropRule(1.0, "max_wh_plus1"))
+    u, v = to_input_coords(np.array([[[170.0, 140.0]]]), m, "pixel_center")[0, 0]
+    row, col = np.unravel_index(tensor[0, 0].argmax(), tensor.shape[2:])
+    assert (col, row) == (round(u), round(v)) and abs(u - col) < 1e-6 and abs(v - row) < 1e-6
+
+
+# --- Predictor behaviour -------------------------------------------------------------------
+def test_several_faces_equal_one_by_one(tiny_onnx, face_image):
+    p = Predictor(tiny_onnx, threads=1)
+    boxes = np.array([[10, 10, 100, 120], [120, 40, 230, 180], [50, 60, 90, 100]], np.float32)
+    together = p.predict(face_image, boxes)
+    assert together.landmarks.shape == (3, 98, 2) and together.landmarks.dtype == np.float32
+    assert together.scores.shape == (3, 98)
+    np.testing.assert_array_equal(together.boxes, boxes)
+    for i, box in enumerate(boxes):
+        single = p.predict(face_image, box)
+        np.testing.assert_allclose(single.landmarks[0], together.landmarks[i], atol=1e-3)
+
+
+def test_box_partly_outside_matches_padded_image(tiny_onnx, face_image):
+    """Off-image parts of the crop are black: same as predicting on a black-padded copy."""
+    p = Predictor(tiny_onnx)
+    box = np.array([[-40, -25, 80, 90]], np.float32)
+    pad = 100
+    padded = np.zeros((face_image.shape[0] + 2 * pad, face_image.shape[1] + 2 * pad, 3), np.uint8)
+    padded[pad:-pad, pad:-pad] = face_image
+    a = p.predict(face_image, box).landmarks
+    b = p.predict(padded, box + pad).landmarks - pad
+    assert np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_rgb_option_equals_bgr_of_swapped_image(tiny_onnx, face_image):
+    p = Predictor(tiny_onnx)
+    box = [[20, 20, 150, 160]]
+    a = p.predict(face_image, box).landmarks
+    b = p.predict(np.ascontiguousarray(face_image[..., ::-1]), box, color="rgb").landmarks
+    np.testing.assert_array_equal(a, b)
+
+
+# --- real weights on real faces ------------------------------------------------------------
+def test_h3r_onnx_accuracy_and_agreement_with_torch(h3r_onnx, h3r_checkpoint, aflw2000):
+    from benchmarks.evaluate import predict_dataset, score_predictions
+    from converters.api import load_source
+    from converters.torch_backend import TorchBackend
+
+    onnx_pred = predict_dataset(Predictor(h3r_onnx), aflw2000, progress=False)
+    source = load_source(h3r_checkpoint, arch="h3r_mobilenetv2", input_size=128)
+    torch_pred = predict_dataset(Predictor(TorchBackend(source.torch_module, source.meta)), aflw2000, progress=False)
+    assert np.linalg.norm(onnx_pred - torch_pred, axis=-1).mean() <= 0.01
+    report = score_predictions(onnx_pred, aflw2000, "wflw98")
+    assert report["count"] == len(aflw2000)
+    assert 2.0 < report["nme"] < 8.0  # 5.05 % over all 2,000 faces; 24 faces scatter around it
+
+
+# --- bad input -----------------------------------------------------------------------------
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((50, 50, 3), np.float32), "uint8"),
+    (np.zeros((50, 50), np.uint8), "HxWx3"),
+    (np.zeros((50, 50, 4), np.uint8), "HxWx3"),
+    ([[0, 1]], "numpy array"),
+])
+def test_bad_images(tiny_onnx, image, message):
+    with pytest.raises(InputError, match=message):
+        Predictor(tiny_onnx).predict(image, [[0, 0, 10, 10]])
+
+
+@pytest.mark.parametrize("boxes, message", [
+    ([[10, 10, 10, 50]], "empty or inverted"),
+    ([[50, 10, 20, 40]], "empty or inverted"),
+    ([[1, 2, 3]], r"\(faces, 4\)"),
+    ([[np.nan, 0, 10, 10]], "NaN"),
+    ([[500, 500, 600, 600]], "entirely outside"),
+])
+def test_bad_boxes(tiny_onnx, face_image, boxes, message):
+    with pytest.raises(InputError, match=message):
+        Predictor(tiny_onnx).predict(face_image, boxes)
+
+
+def test_bad_color_option(tiny_onnx, face_image):
+    with pytest.raises(InputError, match="color"):
+        Predictor(tiny_onnx).predict(face_image, [[0, 0, 50, 50]], color="hsv")
+
+
+def test_truncated_model_file(tiny_onnx, tmp_path):
+    bad = tmp_path / "truncated.onnx"
+    bad.write_bytes(tiny_onnx.read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="truncated, corrupt or not ONNX"):
+        Predictor(bad)
+
+
+def test_missing_and_unknown_model_files(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        Predictor(tmp_path / "nope.onnx")
+    odd = tmp_path / "model.caffemodel"
+    odd.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="unknown extension"):
+        Predictor(odd)
+
+
+def test_onnx_without_metadata(tiny_onnx, tmp_path):
+    model = onnx.load(str(tiny_onnx))
+    del model.metadata_props[:]
+    plain = tmp_path / "plain.onnx"
+    onnx.save(model, str(plain))
+    with pytest.raises(MetadataError, match="no edgemark metadata"):
+        Predictor(plain)
+    # ...and the documented way out: pass the metadata explicitly
+    meta = Predictor(tiny_onnx).metadata
+    assert Predictor(plain, metadata=meta).predict(np.zeros((64, 64, 3), np.uint8), [[0, 0, 63, 63]]).landmarks.shape == (1, 98, 2)
