@@ -130,16 +130,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _open_predictor(path: str, args: argparse.Namespace):
-    """A Predictor on a model file, or on a torch checkpoint through the converter's torch backend."""
-    from .predictor import Predictor
+    from benchmarks.fidelity import open_any
 
-    if Path(path).suffix.lower() in (".pth", ".pt", ".ckpt"):
-        from converters.api import load_source
-        from converters.torch_backend import TorchBackend
-
-        source = load_source(path, arch=args.arch, input_size=args.input_size)
-        return Predictor(TorchBackend(source.torch_module, source.meta, threads=args.threads, source=path))
-    return Predictor(path, backend=args.backend, threads=args.threads)
+    return open_any(path, arch=args.arch, input_size=args.input_size, threads=args.threads)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
