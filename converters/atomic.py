@@ -23,9 +23,12 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
         fd, name = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=f".partial{f.suffix}", dir=f.parent)
         os.close(fd)
         temps.append(Path(name))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield temps
         for tmp, final in reversed(list(zip(temps, finals))):
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is an ordinary file
             os.replace(tmp, final)
     finally:
         for tmp in temps:
