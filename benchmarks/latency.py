@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Sequence
 
@@ -71,8 +72,18 @@ def measure(fn: Callable[[], Any], runs: int, warmup: int = 5, clock: Clock = ti
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (``ru_maxrss``: KiB on Linux, bytes on macOS;
-    psutil's peak working set on Windows)."""
+    """This process's peak resident memory so far, in MB.
+
+    Linux: ``VmHWM`` from /proc/self/status, which starts afresh at exec — unlike ``ru_maxrss``,
+    which a worker inherits from the parent that forked it. Elsewhere ``ru_maxrss`` (bytes on
+    macOS), or psutil's peak working set on Windows.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) * 1024 / 1e6  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
