@@ -41,6 +41,8 @@ class SourceModel:
     torch_module: Any = None
     onnx_path: Path | None = None
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgemark-convert-")))
+    # Per-format choices, e.g. {"tflite_converter": "onnx2tf"} (see converters.to_tflite).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def reference_backend(self) -> Backend:
         if self.torch_module is not None:
@@ -143,7 +145,15 @@ def _load_onnx_source(path: Path, metadata: ModelMetadata | None, name: str | No
     meta = metadata.replace(provenance=Provenance(
         architecture=metadata.provenance.architecture, source=path.name, source_sha256=digest,
         converter_version=__version__, extra=dict(metadata.provenance.extra))).validate()
-    return SourceModel(name=name or path.stem, meta=meta, onnx_path=path)
+    return SourceModel(name=name or _strip_precision(path.stem), meta=meta, onnx_path=path)
+
+
+def _strip_precision(stem: str) -> str:
+    """``h3r_128_fp32`` → ``h3r_128``, so outputs are not named ``..._fp32_fp16``."""
+    for suffix in ("_fp32", "_fp16", "_int8"):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
 
 
 def ensure_onnx(source: SourceModel, out_dir: Path | None = None) -> Path:
@@ -173,10 +183,27 @@ def _write_onnx_fp32(source: SourceModel, out_dir: Path, precision: str) -> Path
 
 register_writer("onnx", "fp32", _write_onnx_fp32)
 
-from . import to_openvino  # noqa: E402  (the module's writers need the helpers above)
+from . import to_openvino, to_tflite  # noqa: E402  (their writers use the helpers above)
 
 for _precision in to_openvino.PRECISIONS:
     register_writer("openvino", _precision, to_openvino.write_openvino)
+for _precision in to_tflite.PRECISIONS:
+    register_writer("tflite", _precision, to_tflite.write_tflite)
+
+
+def _int8_writer(fmt: str) -> Writer:
+    """INT8 under an accuracy budget (converters.int8), imported on first use: it imports this module."""
+
+    def write(source: SourceModel, out_dir: Path, precision: str) -> Path:
+        from .int8 import make_writer
+
+        return make_writer(fmt)(source, out_dir, precision)
+
+    return write
+
+
+for _fmt in ("onnx", "openvino", "tflite"):
+    register_writer(_fmt, "int8", _int8_writer(_fmt))
 
 
 def convert(source: SourceModel, formats: Sequence[str], out_dir: str | Path, *, precisions: Sequence[str] = ("fp32",),

@@ -7,26 +7,32 @@ asks for it explicitly) either way.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from sdk.metadata import METADATA_KEY, MetadataError, ModelMetadata, OutputSpec
+from sdk.backends.openvino import import_openvino
+from sdk.metadata import METADATA_KEY, ModelMetadata
 
 from .atomic import atomic_paths
+from .output_names import reconcile_outputs
 
-log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16")
 
 
 def convert_onnx_to_openvino(onnx_path: str | Path, meta: ModelMetadata, xml_path: str | Path,
                              precision: str = "fp32") -> ModelMetadata:
     """Write ``xml_path`` and its ``.bin``; return the metadata actually embedded (output names reconciled)."""
-    import openvino as ov
-
+    ov = import_openvino()
     if precision not in PRECISIONS:
         raise ValueError(f"OpenVINO precision must be one of {PRECISIONS}, got {precision!r}")
     xml_path = Path(xml_path)
-    model = ov.convert_model(str(onnx_path))
+    try:
+        with _offline():
+            model = ov.convert_model(str(onnx_path))
+    except Exception as exc:  # unsupported op, bad graph: OpenVINO raises its own types
+        from .api import ConversionError
+
+        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        raise ConversionError(f"OpenVINO cannot convert {onnx_path}: {(lines or [''])[-1][:300]}") from None
     meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape())) for o in model.outputs])
     _drop_framework_copy(model)
     model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
@@ -40,6 +46,14 @@ def convert_onnx_to_openvino(onnx_path: str | Path, meta: ModelMetadata, xml_pat
         finally:
             written_bin.unlink(missing_ok=True)
     return meta
+
+
+def _offline():
+    """No sockets during ``ov.convert_model``: conversion stays offline (the import helper already
+    stubbed OpenVINO's usage telemetry; this also covers a process that imported openvino earlier)."""
+    from .onnx2tf_runner import network_blocked
+
+    return network_blocked()
 
 
 def _drop_framework_copy(model) -> None:
@@ -57,50 +71,12 @@ def _static_dims(shape) -> tuple[int | None, ...]:
     return tuple(d.get_length() if d.is_static else None for d in shape)
 
 
-def reconcile_outputs(meta: ModelMetadata, actual: list[tuple[set[str], tuple[int | None, ...]]]) -> ModelMetadata:
-    """Point each OutputSpec at the tensor name the converted model really has.
-
-    ``actual``: (names, full shape with batch) per output. A name that survives is kept;
-    otherwise the unique output with the spec's per-sample shape is taken, or the only
-    output when there is one. Anything else is an error: guessing would mislabel roles.
-    """
-    specs = []
-    taken: set[int] = set()
-    for spec in meta.outputs:
-        hits = [i for i, (names, _) in enumerate(actual) if spec.name in names]
-        if not hits and spec.shape is not None:
-            hits = [i for i, (_, shape) in enumerate(actual)
-                    if i not in taken and len(shape) == len(spec.shape) + 1
-                    and all(s is None or a is None or s == a for s, a in zip(spec.shape, shape[1:]))]
-        if not hits and len(actual) == len(meta.outputs) == 1:
-            hits = [0]
-        if len(hits) != 1:
-            raise MetadataError(f"cannot tell which converted output is {spec.name!r} (role {spec.role}): "
-                                f"outputs are {[sorted(n) for n, _ in actual]}")
-        taken.add(hits[0])
-        names, _ = actual[hits[0]]
-        if not names:
-            raise MetadataError(f"the converted output for {spec.name!r} (role {spec.role}) has no tensor name")
-        name = spec.name if spec.name in names else sorted(names)[0]
-        if name != spec.name:
-            log.info("output %r is called %r in the converted model", spec.name, name)
-        specs.append(_renamed(spec, name))
-    return meta.replace(outputs=tuple(specs))
-
-
-def _renamed(spec: OutputSpec, name: str) -> OutputSpec:
-    import dataclasses
-
-    return dataclasses.replace(spec, name=name)
-
-
 def write_openvino(source, out_dir: Path, precision: str) -> Path:
     """Writer for ``converters.api``: ``<name>_<precision>.xml`` (+ ``.bin``) from the source's FP32 ONNX."""
     from .api import ensure_onnx, output_path, with_precision
 
     target = output_path(source, out_dir, "openvino", precision)
-    import openvino as ov
-
+    ov = import_openvino()
     meta = with_precision(source.meta, precision, openvino_version=ov.get_version().split("-")[0])
     convert_onnx_to_openvino(ensure_onnx(source), meta, target, precision)
     return target

@@ -30,6 +30,9 @@ class OnnxRuntimeBackend(Backend):
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         self._input_name = self.session.get_inputs()[0].name
         self._input_type = self.session.get_inputs()[0].type
+        batch = self.session.get_inputs()[0].shape[0]
+        # A static batch (an ONNX exported for one face, e.g. PFLD) is run in chunks of that size.
+        self._static_batch = batch if isinstance(batch, int) and batch > 0 else None
 
     def _read_metadata(self) -> ModelMetadata:
         props = self.session.get_modelmeta().custom_metadata_map
@@ -42,8 +45,18 @@ class OnnxRuntimeBackend(Backend):
         if self._input_type == "tensor(float16)":
             tensor = tensor.astype(np.float16)
         names = self.output_names()
-        values = self.session.run(names, {self._input_name: tensor})
-        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}
+        step = self._static_batch
+        if step is None or len(tensor) == step:
+            values = self.session.run(names, {self._input_name: tensor})
+            return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}
+        chunks = []
+        for start in range(0, len(tensor), step):
+            part = tensor[start:start + step]
+            n = len(part)
+            if n < step:  # pad the last chunk
+                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+            chunks.append([v[:n] for v in self.session.run(names, {self._input_name: part})])
+        return {name: np.concatenate([c[i] for c in chunks]).astype(np.float32) for i, name in enumerate(names)}
 
     def output_names(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]

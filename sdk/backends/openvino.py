@@ -6,11 +6,30 @@ for f32 so an FP32 or FP16 IR gives the same landmarks on every CPU.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
 from .base import Backend
+
+
+def import_openvino():
+    """``import openvino`` without its usage telemetry.
+
+    Importing openvino (it imports its converter, ovc) sends an "import" event to Google
+    Analytics from a forked process unless the user opted out; ``ov.convert_model`` sends
+    more. A landmark SDK must not phone home, and a fork beside TensorFlow/JAX threads can
+    deadlock. OpenVINO falls back to its own no-op stub when ``openvino_telemetry`` cannot
+    be imported, so that import is made to fail — only if openvino is not imported yet and
+    the telemetry package was not loaded on purpose.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
 
 
 class OpenVinoBackend(Backend):
@@ -19,7 +38,7 @@ class OpenVinoBackend(Backend):
 
     def _load(self) -> None:
         try:
-            import openvino as ov
+            ov = import_openvino()
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelLoadError("openvino is not installed: pip install 'edgemark[openvino]'") from exc
         weights = self.path.with_suffix(".bin")
@@ -86,5 +105,7 @@ class OpenVinoBackend(Backend):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {(text[0] if text else '')[:200]}"
+    """The informative line of an OpenVINO error (its first lines only say where it was raised)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from", "Check '"))]
+    return f"{type(exc).__name__}: {((useful or lines or [''])[-1])[:200]}"

@@ -1,0 +1,119 @@
+"""LiteRT (TFLite) adapter: ``ai_edge_litert`` first, ``tflite_runtime`` as a fallback, never TensorFlow.
+
+Quantised inputs and outputs are handled here with the scale and zero point the
+file itself stores, so callers always pass and receive float32. A model with a
+static batch (onnx2tf writes batch 1) is run in chunks of that batch; a model
+with a dynamic batch is resized to the whole batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from .base import Backend
+from .tflite_flatbuffer import FlatbufferError, read_metadata_entries
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelLoadError("no TFLite runtime is installed: pip install 'edgemark[tflite]' "
+                                 "(ai-edge-litert; tflite-runtime also works)") from exc
+    return Interpreter
+
+
+class LiteRtBackend(Backend):
+    name = "litert"
+    extensions = (".tflite",)
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        try:
+            self._entries = read_metadata_entries(data)
+        except FlatbufferError as exc:
+            raise ModelLoadError(f"cannot load TFLite model {self.path}: the file is truncated, corrupt or not "
+                                 f"TFLite ({exc})") from None
+        Interpreter = _interpreter_class()
+        try:
+            self.interpreter = Interpreter(model_content=data, num_threads=self.threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # the runtime's verifier raises ValueError/RuntimeError on bad flatbuffers
+            text = str(exc).strip().splitlines()
+            raise ModelLoadError(f"cannot load TFLite model {self.path}: the file is truncated, corrupt or not "
+                                 f"TFLite ({type(exc).__name__}: {(text[0] if text else '')[:200]})") from None
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise ModelLoadError(f"{self.path} has {len(inputs)} inputs; landmark models take one image tensor")
+        self._input = inputs[0]
+        signature = self._input.get("shape_signature", self._input["shape"])
+        self._static_batch = None if int(signature[0]) < 0 else int(signature[0])
+        self._batch = int(self._input["shape"][0])
+        self._outputs = self.interpreter.get_output_details()
+
+    def _read_metadata(self) -> ModelMetadata:
+        if METADATA_KEY not in self._entries:
+            raise MetadataError(f"{self.path} has no edgemark metadata (no {METADATA_KEY!r} entry in the flatbuffer's "
+                                "metadata list): convert it with `edgemark convert ... --to tflite` or pass metadata=")
+        return ModelMetadata.from_json(self._entries[METADATA_KEY])
+
+    def output_names(self) -> list[str]:
+        return [d["name"] for d in self._outputs]
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            shape = [batch, *[int(d) for d in self._input["shape"][1:]]]
+            self.interpreter.resize_tensor_input(self._input["index"], shape)
+            self.interpreter.allocate_tensors()
+            self._batch = batch
+            self._outputs = self.interpreter.get_output_details()
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        tensor = np.asarray(tensor, dtype=np.float32)
+        if len(tensor) == 0:
+            return {d["name"]: np.zeros((0, *d["shape"][1:]), dtype=np.float32) for d in self._outputs}
+        step = self._static_batch or len(tensor)
+        if self._static_batch is None:
+            self._resize(len(tensor))
+        chunks = []
+        for start in range(0, len(tensor), step):
+            part = tensor[start:start + step]
+            n = len(part)
+            if n < step:  # pad the last chunk of a static-batch model
+                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+            self.interpreter.set_tensor(self._input["index"], _to_input(part, self._input))
+            self.interpreter.invoke()
+            chunks.append([_to_float(self.interpreter.get_tensor(d["index"])[:n], d) for d in self._outputs])
+        return {d["name"]: np.concatenate([c[i] for c in chunks]) for i, d in enumerate(self._outputs)}
+
+
+def _quant(detail: dict) -> tuple[float, int]:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return float(scale), int(zero)
+
+
+def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float batch → the input tensor's dtype (quantised with the file's scale/zero point)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return np.ascontiguousarray(x, dtype=dtype)
+    scale, zero = _quant(detail)
+    if scale == 0.0:
+        raise ModelLoadError(f"input {detail['name']!r} is {dtype} without a quantization scale")
+    info = np.iinfo(dtype)
+    q = np.round(x / scale + zero)
+    return np.ascontiguousarray(np.clip(q, info.min, info.max).astype(dtype))
+
+
+def _to_float(y: np.ndarray, detail: dict) -> np.ndarray:
+    """Output tensor → float32, dequantised when the file quantises it."""
+    if np.dtype(detail["dtype"]).kind == "f":
+        return np.array(y, dtype=np.float32)
+    scale, zero = _quant(detail)
+    if scale == 0.0:
+        return np.array(y, dtype=np.float32)  # an integer output that is not quantised (e.g. indices)
+    return ((y.astype(np.float32) - np.float32(zero)) * np.float32(scale)).astype(np.float32)
