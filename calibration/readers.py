@@ -59,6 +59,9 @@ def ort_reader(tensors: np.ndarray, input_name: str, *, source_layout: str = "nc
 
 def nncf_dataset(tensors: np.ndarray, *, source_layout: str = "nchw", layout: str = "nchw") -> Any:
     """An ``nncf.Dataset`` yielding one (1, …) float32 array per face (works for OpenVINO and ONNX models)."""
+    from sdk.backends.openvino import import_openvino
+
+    import_openvino()  # before nncf: without the telemetry package NNCF sends nothing
     import nncf
 
     data = _to_layout(tensors, source_layout, layout)

@@ -44,6 +44,18 @@ class SourceModel:
     # Per-format choices, e.g. {"tflite_converter": "onnx2tf"} (see converters.to_tflite).
     options: dict[str, Any] = field(default_factory=dict)
 
+    def cleanup(self) -> None:
+        """Remove the intermediate files (ONNX export, onnx2tf/litert-torch work) of this conversion."""
+        import shutil
+
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "SourceModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
     def reference_backend(self) -> Backend:
         if self.torch_module is not None:
             from .torch_backend import TorchBackend

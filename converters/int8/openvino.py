@@ -1,0 +1,102 @@
+"""OpenVINO INT8 through NNCF post-training quantization of the OpenVINO model.
+
+NNCF inserts FakeQuantize nodes that the CPU plugin executes as INT8 kernels. By
+default it does not quantize model outputs, so the output convolution computes in
+INT8 but hands the decoder a float (dequantized, full-resolution) tensor: float level 0
+is already "dequantize before the output" here. The naive recipe sets
+``quantize_outputs=True`` to show what rounding the heat map itself costs. Float
+levels ≥ 1 are passed as ``IgnoredScope`` names (the OpenVINO graph's own node names).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sdk.metadata import METADATA_KEY, ModelMetadata
+
+from .recipe import Int8Recipe
+from .scope import openvino_scope
+
+_ESTIMATORS = {"minmax": "MINMAX", "mean_minmax": "MEAN_MINMAX", "mean_percentile": "MEAN_QUANTILE",
+               "percentile": "MEAN_QUANTILE"}
+
+
+def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: np.ndarray, meta: ModelMetadata,
+                      recipe: Int8Recipe) -> tuple[Path, dict, ModelMetadata]:
+    """Write an INT8 OpenVINO IR (.xml + .bin, FP32 float parts) with ``meta`` in its rt_info."""
+    ov = _openvino()  # first: it keeps OpenVINO's and NNCF's usage telemetry switched off
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    from calibration.readers import nncf_dataset
+
+    from ..atomic import atomic_paths
+    from ..output_names import reconcile_outputs
+    from ..to_openvino import _drop_framework_copy, _static_dims
+
+    if recipe.calibration not in _ESTIMATORS:
+        raise ValueError(f"NNCF has no {recipe.calibration!r} range estimator here; use one of {sorted(_ESTIMATORS)}")
+    if recipe.io != "float":
+        raise ValueError("OpenVINO INT8 models keep float inputs/outputs; int8 I/O is a TFLite option")
+    model = ov.convert_model(str(fp32_onnx))
+    scope = openvino_scope(model)
+    ignored = scope.float_compute(recipe.float_level)
+    advanced = AdvancedQuantizationParameters(
+        quantize_outputs=recipe.quantize_outputs and recipe.float_level == 0,
+        activations_range_estimator_params=getattr(RangeEstimatorParametersSet, _ESTIMATORS[recipe.calibration]))
+    if not recipe.per_channel:
+        from nncf.quantization.advanced_parameters import QuantizationParameters
+
+        advanced.weights_quantization_params = QuantizationParameters(per_channel=False)
+    data = nncf_dataset(calibration, source_layout=meta.input.layout, layout=meta.input.layout)
+    quantized = nncf.quantize(model, data, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED,
+                              target_device=nncf.TargetDevice.CPU,
+                              ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
+                              advanced_parameters=advanced)
+    meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape()))
+                                    for o in quantized.outputs])
+    _drop_framework_copy(quantized)
+    quantized.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    xml_path = Path(xml_path)
+    with atomic_paths(xml_path, xml_path.with_suffix(".bin")) as (tmp_xml, tmp_bin):
+        written_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
+            written_bin.replace(tmp_bin)
+        finally:
+            written_bin.unlink(missing_ok=True)
+    details = {"float_nodes": ignored, "scope": scope.describe(recipe.float_level), "max_level": scope.max_level,
+               "quantize_outputs": advanced.quantize_outputs}
+    return xml_path, details, meta
+
+
+def restamp_openvino(xml_path: str | Path, meta: ModelMetadata) -> None:
+    """Replace the edgemark metadata of an IR in place (weights untouched)."""
+    ov = _openvino()
+
+    from ..atomic import atomic_paths
+
+    xml_path = Path(xml_path)
+    model = ov.Core().read_model(str(xml_path))
+    model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    with atomic_paths(xml_path, xml_path.with_suffix(".bin")) as (tmp_xml, tmp_bin):
+        written_bin = tmp_xml.with_suffix(".bin")
+        try:
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
+            written_bin.replace(tmp_bin)
+        finally:
+            written_bin.unlink(missing_ok=True)
+
+
+def openvino_max_level(fp32_onnx: str | Path) -> int:
+    ov = _openvino()
+    return openvino_scope(ov.convert_model(str(fp32_onnx))).max_level
+
+
+def _openvino():
+    """``openvino`` imported without telemetry; NNCF then finds no telemetry package either and stays silent."""
+    from sdk.backends.openvino import import_openvino
+
+    return import_openvino()

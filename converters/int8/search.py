@@ -1,0 +1,273 @@
+"""INT8 under an accuracy budget: quantize, measure on held-out faces, keep more in float until it fits.
+
+The search walks a ladder from the most quantized recipe to progressively larger float
+tails (``scope``): level 0 (everything INT8), 1 (output layer), 2 (head), 3, 5, 8 …
+Each attempt is written, run on the calibration source's validation split and compared
+with the FP32 model (agreement NME, see ``validate``). The first attempt within
+``max_nme_increase`` is kept — the fastest recipe that is accurate enough. When none
+fits, :class:`Int8BudgetError` lists every attempt with its measured increase. Without
+a budget the first rung is kept (still measured and recorded).
+
+The chosen recipe, the calibration set's description and the validation numbers are
+written into the model's metadata (``provenance.extra``: ``int8_recipe``,
+``calibration``, ``validation``, ``int8_attempts``), so a file says how it was made
+and what it was measured to cost.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from calibration.sets import CalibrationSet, build_calibration_set
+from sdk.backends import open_backend
+from sdk.metadata import ModelMetadata
+
+from ..api import ConversionError
+from .recipe import Int8Recipe, default_recipe, naive_recipe
+from .validate import Validation, compare_on_validation, landmarks_on
+
+log = logging.getLogger(__name__)
+
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite"}
+LADDER = (0, 1, 2, 3, 5, 8, 13, 21)
+
+
+@dataclass(frozen=True)
+class Int8Options:
+    """What ``edgemark convert --int8`` was asked for.
+
+    ``max_nme_increase``: budget in NME percentage points (the unit NME is reported in),
+    measured as agreement with the FP32 model on the validation split; None = no budget.
+    ``recipe``: "auto" (ladder search) or "naive" (min-max, everything INT8, outputs too).
+    """
+
+    calib: Any = "aflw-faces"
+    calib_size: int = 200
+    val_size: int = 100
+    seed: int = 0
+    max_nme_increase: float | None = None
+    io: str = "float"
+    recipe: str = "auto"
+    levels: tuple[int, ...] | None = None  # ladder override (float levels, tried in order)
+    calibration_method: str | None = None  # override the runtime's default range estimator
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recipe not in ("auto", "naive"):
+            raise ValueError(f"INT8 recipe must be 'auto' or 'naive', got {self.recipe!r}")
+        if self.io not in ("float", "int8"):
+            raise ValueError(f"INT8 I/O must be 'float' or 'int8', got {self.io!r}")
+        if self.max_nme_increase is not None and not self.max_nme_increase >= 0:
+            raise ValueError(f"max_nme_increase must be >= 0 (NME percentage points), got {self.max_nme_increase}")
+
+
+@dataclass
+class Attempt:
+    recipe: Int8Recipe
+    scope: str = ""
+    validation: Validation | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    details: dict = field(default_factory=dict)
+
+    @property
+    def increase(self) -> float:
+        return float("inf") if self.validation is None else self.validation.nme_vs_fp32
+
+    def fits(self, budget: float | None) -> bool:
+        return self.error is None and (budget is None or self.increase <= budget)
+
+    def row(self) -> dict[str, Any]:
+        row = {"recipe": self.recipe.name, "float_level": self.recipe.float_level, "scope": self.scope,
+               "seconds": round(self.seconds, 1)}
+        if self.validation is not None:
+            row["nme_vs_fp32"] = round(self.validation.nme_vs_fp32, 4)
+        if self.error:
+            row["error"] = self.error
+        return row
+
+
+class Int8BudgetError(ConversionError):
+    """No INT8 recipe kept the landmarks within the accuracy budget; ``attempts`` says what each cost."""
+
+    def __init__(self, fmt: str, budget: float, attempts: list[Attempt], cs: CalibrationSet):
+        self.format, self.budget, self.attempts = fmt, budget, attempts
+        lines = [f"no INT8 {fmt} recipe fits the budget of +{budget:g} NME points (agreement with FP32 on "
+                 f"{len(cs.validation)} held-out faces of {cs.info.get('source')!r}, seed {cs.info.get('seed')}); "
+                 "attempts, most quantized first:"]
+        for a in attempts:
+            measured = f"+{a.increase:.4f}" if a.validation is not None else f"failed: {a.error}"
+            lines.append(f"  {a.recipe.name:<40} {a.scope:<60} {measured}")
+        lines.append("Loosen --max-nme-increase, calibrate on faces closer to your data, or keep FP32/FP16.")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Int8Result:
+    path: Path
+    recipe: Int8Recipe
+    validation: Validation
+    attempts: list[Attempt]
+    meta: ModelMetadata
+
+
+# --------------------------------------------------------------------------- runtimes
+
+
+class _Quantizer:
+    """One runtime's quantize(recipe, target) → (path, details, embedded meta) and restamp(path, meta)."""
+
+    def __init__(self, fmt: str, source: Any, fp32: Path, cs: CalibrationSet, meta: ModelMetadata, workdir: Path):
+        self.fmt, self.source, self.fp32, self.cs, self.meta, self.workdir = fmt, source, fp32, cs, meta, workdir
+        self._tfl = None
+        self._ort = None
+
+    def quantize(self, recipe: Int8Recipe, target: Path) -> tuple[Path, dict, ModelMetadata]:
+        calib = self.cs.calibration
+        if self.fmt == "onnx":
+            if self._ort is None:
+                from .ort import OrtQuantizer
+
+                self._ort = OrtQuantizer(self.fp32, calib, self.meta, workdir=self.workdir)
+            path, details = self._ort.quantize(recipe, target)
+            return path, details, self.meta
+        if self.fmt == "openvino":
+            from .openvino import quantize_openvino
+
+            return quantize_openvino(self.fp32, target, calib, self.meta, recipe)
+        if self.fmt == "tflite":
+            if self._tfl is None:
+                from .tflite import TfliteQuantizer
+
+                self._tfl = TfliteQuantizer(self.source, self.fp32, calib, self.meta, workdir=self.workdir)
+            return self._tfl.quantize(recipe, target)
+        raise ValueError(f"no INT8 quantizer for format {self.fmt!r}")
+
+    def restamp(self, path: Path, meta: ModelMetadata) -> None:
+        if self.fmt == "onnx":
+            import onnx
+
+            from ..onnx_io import embed_metadata, save_onnx
+
+            save_onnx(embed_metadata(onnx.load(str(path)), meta), path)
+        elif self.fmt == "openvino":
+            from .openvino import restamp_openvino
+
+            restamp_openvino(path, meta)
+        else:
+            from .tflite import restamp_tflite
+
+            restamp_tflite(path, meta)
+
+    def max_level(self) -> int:
+        if self.fmt == "openvino":
+            from .openvino import openvino_max_level
+
+            return openvino_max_level(self.fp32)
+        from .ort import onnx_max_level
+
+        return onnx_max_level(self.fp32)  # TFLite graphs mirror the ONNX graph's conv structure
+
+
+def ladder(options: Int8Options, runtime: str, max_level: int) -> list[Int8Recipe]:
+    """The recipes to try, in order: most quantized (fastest) first."""
+    if options.recipe == "naive":
+        return [naive_recipe(runtime, io=options.io)]
+    levels = options.levels if options.levels is not None else tuple(lv for lv in LADDER if lv < max(max_level, 1))
+    recipes = []
+    for lv in levels:
+        r = default_recipe(runtime, float_level=lv, io=options.io)
+        if options.calibration_method:
+            r = r.with_(calibration=options.calibration_method)
+        recipes.append(r)
+    return recipes
+
+
+def _files(path: Path) -> list[Path]:
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+
+def quantize_with_budget(source: Any, fmt: str, target: str | Path, options: Int8Options,
+                         *, progress: Callable[[str], None] | None = None) -> Int8Result:
+    """Write ``target`` as the most quantized recipe within ``options.max_nme_increase`` (see module doc)."""
+    from ..api import ensure_onnx, with_precision
+
+    if fmt not in RUNTIME_OF_FORMAT:
+        raise ConversionError(f"INT8 is available for {sorted(RUNTIME_OF_FORMAT)}, not {fmt!r}")
+    if options.io == "int8" and fmt != "tflite":
+        raise ConversionError(f"int8 I/O is a TFLite option; {fmt} INT8 models keep float inputs and outputs")
+    runtime = RUNTIME_OF_FORMAT[fmt]
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fp32 = ensure_onnx(source)
+    cs = build_calibration_set(source.meta, options.calib, size=options.calib_size, val_size=options.val_size,
+                               seed=options.seed, cache_dir=options.cache_dir, progress=options.progress)
+    reference = landmarks_on(open_backend(fp32, "onnxruntime", metadata=source.meta), cs)
+    base = with_precision(source.meta, "int8")
+    attempts: list[Attempt] = []
+    work = Path(tempfile.mkdtemp(prefix=".int8-", dir=target.parent))
+    try:
+        quantizer = _Quantizer(fmt, source, fp32, cs, base, work)
+        recipes = ladder(options, runtime, quantizer.max_level())
+        chosen: tuple[Attempt, Path, ModelMetadata] | None = None
+        for k, recipe in enumerate(recipes):
+            if progress:
+                progress(f"{fmt} int8 {recipe.name}")
+            attempt = Attempt(recipe)
+            start = time.perf_counter()
+            path = work / f"attempt{k}{target.suffix}"
+            try:
+                path, details, meta = quantizer.quantize(recipe, path)
+                attempt.scope, attempt.details = details.get("scope", ""), details
+                cand = landmarks_on(open_backend(path), cs)
+                attempt.validation = compare_on_validation(reference, cand, cs, source.meta.scheme.name)
+            except Exception as exc:  # a recipe the toolchain cannot build is an attempt that failed, not a crash
+                log.warning("INT8 %s recipe %s failed: %s", fmt, recipe.name, exc)
+                attempt.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            attempt.seconds = time.perf_counter() - start
+            attempts.append(attempt)
+            log.info("INT8 %s %s: %s", fmt, recipe.name, attempt.row())
+            if attempt.fits(options.max_nme_increase):
+                chosen = (attempt, path, meta)
+                break
+        if chosen is None:
+            if all(a.error for a in attempts):
+                raise ConversionError(f"every INT8 {fmt} attempt failed: " + "; ".join(str(a.error) for a in attempts))
+            raise Int8BudgetError(fmt, float(options.max_nme_increase), attempts, cs)
+        attempt, path, meta = chosen
+        final = with_precision(meta, "int8", int8_recipe={**attempt.recipe.to_dict(), "name": attempt.recipe.name,
+                                                          **attempt.details},
+                               calibration=cs.summary(),
+                               validation={**attempt.validation.to_dict(), "metric": "NME % vs FP32 (box-normalised)",
+                                           "budget": options.max_nme_increase},
+                               int8_attempts=[a.row() for a in attempts])
+        quantizer.restamp(path, final)
+        for src, dst in reversed(list(zip(_files(path), _files(target)))):  # data file first, descriptor last
+            src.replace(dst)
+        return Int8Result(target, attempt.recipe, attempt.validation, attempts, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def int8_tag(options: Int8Options) -> str:
+    """File-name tag: ``int8``, ``int8_naive``, ``int8_int8io`` …"""
+    return "int8" + ("_naive" if options.recipe == "naive" else "") + ("_int8io" if options.io == "int8" else "")
+
+
+def make_writer(fmt: str) -> Callable[[Any, Path, str], Path]:
+    """A ``converters.api`` writer for (fmt, "int8"); options from ``source.options["int8"]`` (defaults if unset)."""
+
+    def write(source: Any, out_dir: Path, precision: str) -> Path:
+        from ..api import FILE_EXTENSIONS
+
+        options = (getattr(source, "options", None) or {}).get("int8") or Int8Options()
+        target = Path(out_dir) / f"{source.name}_{int8_tag(options)}{FILE_EXTENSIONS[fmt]}"
+        return quantize_with_budget(source, fmt, target, options).path
+
+    return write
