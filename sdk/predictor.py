@@ -1,31 +1,53 @@
 """``Predictor``: image + face boxes → landmarks in image pixels, on any supported runtime.
 
 The data flows one way: boxes → crop rule → warp → backend → decoder → inverse warp.
-Every stage is configured from the metadata inside the model file.
+Every stage is configured from the metadata inside the model file. Without boxes, a face
+detector finds them first (its boxes mapped onto the model's box convention by its
+``BoxAdapter``). Each point also gets a confidence in [0, 1] (``sdk.confidence``).
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .backends import Backend, open_backend
+from .confidence import face_confidence, point_confidence
 from .decoders import decode
-from .errors import InputError
+from .errors import EdgemarkError, InputError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
-from .preprocess import prepare_batch, to_image_coords
+from .preprocess import prepare_batch, to_image_coords, validate_image
+
+if TYPE_CHECKING:
+    from .detection import FaceDetector
+
+# Backends whose run() may be called from several threads at once (ORT sessions are
+# thread-safe). Any other backend is guarded by a lock unless it sets ``thread_safe = True``.
+THREAD_SAFE_BACKENDS = frozenset({"onnxruntime"})
 
 
 @dataclass(frozen=True)
 class PredictorOptions:
-    """How to open a model: runtime (None = from the file extension) and CPU threads (None = runtime default)."""
+    """How to open and run a model: runtime (None = from the file extension), CPU threads (None =
+    runtime default), faces per backend call, flip-test averaging (accuracy mode, 2× the work),
+    the face detector used when ``predict`` gets no boxes (None = the built-in cascade) and how
+    many times detected faces are re-cropped from their own landmarks (``refine``: the box
+    around the first pass's landmarks is the box the models were trained on, so one extra pass
+    removes most of the detector's misplacement; 0 = off) and the face confidence below which a
+    *detected* face is dropped as a false detection (``min_face_confidence``; given boxes are
+    never dropped)."""
 
     backend: str | None = None
     threads: int | None = None
     max_batch: int = 32
+    flip_test: bool = False
+    detector: "FaceDetector | None" = None
+    refine: int = 1
+    min_face_confidence: float = 0.5
 
 
 @dataclass
@@ -33,7 +55,10 @@ class Prediction:
     """Landmarks for the faces of one image.
 
     ``landmarks``: float32 (faces, points, 2) in image pixels; ``scores``: float32 (faces, points),
-    the decoder's evidence per point; ``boxes``: float32 (faces, 4) the face boxes used.
+    the decoder's evidence per point; ``boxes``: float32 (faces, 4) the face boxes used (given,
+    or detected and adapted to the model's box convention); ``point_confidence`` (faces, points)
+    and ``face_confidence`` (faces,) in [0, 1] (see ``sdk.confidence``). When a detector ran,
+    ``extra`` holds its raw ``detector_boxes`` and ``detector_scores``.
     """
 
     landmarks: np.ndarray
@@ -41,6 +66,8 @@ class Prediction:
     boxes: np.ndarray
     scheme: str
     extra: dict[str, Any] = field(default_factory=dict)
+    point_confidence: np.ndarray | None = None
+    face_confidence: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.landmarks)
@@ -60,8 +87,14 @@ class Predictor:
     """
 
     def __init__(self, model: str | Path | Backend | None = None, *, backend: str | None = None, threads: int | None = None,
-                 metadata: ModelMetadata | None = None, options: PredictorOptions | None = None):
+                 metadata: ModelMetadata | None = None, options: PredictorOptions | None = None,
+                 detector: "FaceDetector | None" = None, flip_test: bool | None = None):
         opts = options or PredictorOptions(backend=backend, threads=threads)
+        if detector is not None or flip_test is not None:
+            import dataclasses
+
+            opts = dataclasses.replace(opts, **({"detector": detector} if detector is not None else {}),
+                                       **({"flip_test": bool(flip_test)} if flip_test is not None else {}))
         if model is None:
             model = default_model_path()
             if not model.is_file():
@@ -73,24 +106,151 @@ class Predictor:
             self.backend = open_backend(model, backend=opts.backend, threads=opts.threads, metadata=metadata)
         self.metadata: ModelMetadata = self.backend.metadata
         self.model_path = self.backend.path
+        safe = getattr(self.backend, "thread_safe", self.backend.name in THREAD_SAFE_BACKENDS)
+        self._run_lock = None if safe else threading.Lock()
+        self._detector = opts.detector
+        self._detector_lock = threading.Lock()
+
+    # --- inference on ready tensors --------------------------------------------------------
+    def _run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        if self._run_lock is None:
+            return self.backend.run(tensor)
+        with self._run_lock:
+            return self.backend.run(tensor)
 
     def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend + decoder on a ready tensor → (landmarks in input coordinates, scores)."""
-        raw = self.backend.run(tensor)
+        raw = self._run(tensor)
         meta = self.metadata
         return decode(meta.decoder.name, outputs_by_role(meta, raw), meta.decoder.params)
 
-    def predict(self, image: np.ndarray, boxes, *, color: str = "bgr") -> Prediction:
-        """Landmarks for each face box ``[x1, y1, x2, y2]`` of an HxWx3 uint8 image (BGR unless ``color='rgb'``)."""
+    def infer_with_confidence(self, tensor: np.ndarray, flip_test: bool = False
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(landmarks in input coordinates, scores, point confidence); ``flip_test`` also runs the
+        mirrored crops and averages both passes (mirrored points un-mirrored and re-ordered with
+        the scheme's flip permutation)."""
+        meta = self.metadata
+        n = len(tensor)
+        if flip_test:
+            axis = 3 if meta.input.layout == "nchw" else 2
+            tensor = np.concatenate([tensor, np.flip(tensor, axis=axis)])
+        by_role = outputs_by_role(meta, self._run(np.ascontiguousarray(tensor)))
+        pts, scores = decode(meta.decoder.name, by_role, meta.decoder.params)
+        conf = point_confidence(meta.decoder.name, by_role, meta.decoder.params, scores)
+        if not flip_test:
+            return pts, scores, conf
+        perm = np.asarray(meta.scheme.flip_permutation())
+        # mirroring maps input pixel-centre u to W-1-u, i.e. corner coordinate U to W-U
+        edge = meta.input.width - (1.0 if meta.crop.coordinate_origin == "pixel_center" else 0.0)
+        back = pts[n:][:, perm].astype(np.float64)
+        back[..., 0] = edge - back[..., 0]
+        avg = ((pts[:n].astype(np.float64) + back) / 2).astype(np.float32)
+        return (avg, ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32),
+                ((conf[:n] + conf[n:][:, perm]) / 2).astype(np.float32))
+
+    # --- detection ---------------------------------------------------------------------------
+    @property
+    def detector(self) -> "FaceDetector":
+        """The face detector used when ``predict`` gets no boxes (created on first use)."""
+        if self._detector is None:
+            with self._detector_lock:
+                if self._detector is None:
+                    from .detection import default_detector
+
+                    self._detector = default_detector()
+        return self._detector
+
+    def detect_faces(self, image: np.ndarray, *, color: str = "bgr") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detect faces → (model boxes (F, 4) via the detector's BoxAdapter, raw detector boxes, scores)."""
+        from .detection import box_adapter_of
+
         if color not in ("bgr", "rgb"):
             raise InputError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        validate_image(image)
+        bgr = image if color == "bgr" else np.ascontiguousarray(image[..., ::-1])
+        det = self.detector
+        if getattr(det, "thread_safe", False):
+            boxes, scores = det.detect(bgr)
+        else:
+            with self._detector_lock:
+                boxes, scores = det.detect(bgr)
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if len(scores) != len(boxes):
+            raise InputError(f"detector {det!r} returned {len(boxes)} boxes but {len(scores)} scores")
+        keep = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        boxes, scores = boxes[keep], scores[keep]
+        return box_adapter_of(det).apply(boxes), boxes, scores
+
+    def empty_prediction(self, extra: dict[str, Any] | None = None) -> Prediction:
+        """A result with no faces: shapes (0, L, 2), (0, L), (0, 4)."""
+        n_pts = self.metadata.scheme.num_points
+        return Prediction(landmarks=np.zeros((0, n_pts, 2), np.float32), scores=np.zeros((0, n_pts), np.float32),
+                          boxes=np.zeros((0, 4), np.float32), scheme=self.metadata.scheme.name, extra=extra or {},
+                          point_confidence=np.zeros((0, n_pts), np.float32), face_confidence=np.zeros(0, np.float32))
+
+    def predict(self, image: np.ndarray, boxes=None, *, color: str = "bgr", flip_test: bool | None = None) -> Prediction:
+        """Landmarks for each face box ``[x1, y1, x2, y2]`` of an HxWx3 uint8 image (BGR unless ``color='rgb'``).
+
+        ``boxes=None``: faces are detected first (``self.detector``), re-cropped from their landmarks
+        (``options.refine``) and kept when their confidence reaches ``options.min_face_confidence``;
+        no face gives an empty Prediction, not an error. ``flip_test`` (default: the options')
+        averages a mirrored pass.
+        """
+        if color not in ("bgr", "rgb"):
+            raise InputError(f"color must be 'bgr' or 'rgb', got {color!r}")
+        flip = self.options.flip_test if flip_test is None else bool(flip_test)
+        extra: dict[str, Any] = {}
+        if boxes is None:
+            boxes, det_boxes, det_scores = self.detect_faces(image, color=color)
+            extra = {"detector_boxes": det_boxes, "detector_scores": det_scores}
+        else:
+            try:
+                as_array = np.asarray(boxes, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"boxes must be numbers shaped (faces, 4) [x1, y1, x2, y2]: {exc}") from None
+            if as_array.shape == (0, 4):
+                validate_image(image)
+                return self.empty_prediction()
+        if extra and len(boxes) == 0:
+            return self.empty_prediction(extra)
+        result = self._predict_boxes(image, boxes, color, flip, extra)
+        if extra:
+            from .detection import landmark_box
+
+            h, w = image.shape[:2]
+            for _ in range(max(0, int(self.options.refine))):
+                new = np.stack([landmark_box(lm, self.metadata.scheme.to68) for lm in result.landmarks])
+                ok = ((new[:, 2] - new[:, 0] >= 2) & (new[:, 3] - new[:, 1] >= 2) & (new[:, 2] >= 0)
+                      & (new[:, 3] >= 0) & (new[:, 0] <= w - 1) & (new[:, 1] <= h - 1))
+                if not ok.any():
+                    break
+                result = self._predict_boxes(image, np.where(ok[:, None], new, result.boxes), color, flip, extra)
+            keep = result.face_confidence >= self.options.min_face_confidence
+            if not keep.all():
+                extra = {"detector_boxes": det_boxes[keep], "detector_scores": det_scores[keep],
+                         "rejected_detections": det_boxes[~keep], "rejected_confidence": result.face_confidence[~keep]}
+                result = Prediction(landmarks=result.landmarks[keep], scores=result.scores[keep],
+                                    boxes=result.boxes[keep], scheme=result.scheme, extra=extra,
+                                    point_confidence=result.point_confidence[keep],
+                                    face_confidence=result.face_confidence[keep])
+        return result
+
+    def _predict_boxes(self, image: np.ndarray, boxes, color: str, flip: bool, extra: dict[str, Any]) -> Prediction:
         meta = self.metadata
         tensor, matrices = prepare_batch(image, boxes, meta.input, meta.crop, image_color=color)
-        pts, scores = [], []
+        pts, scores, conf = [], [], []
         for start in range(0, len(tensor), self.options.max_batch):
-            p, s = self.infer(tensor[start:start + self.options.max_batch])
+            p, s, c = self.infer_with_confidence(tensor[start:start + self.options.max_batch], flip_test=flip)
             pts.append(p)
             scores.append(s)
+            conf.append(c)
         landmarks = to_image_coords(np.concatenate(pts), matrices, meta.crop.coordinate_origin)
+        if not np.isfinite(landmarks).all():
+            bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(landmarks).reshape(len(landmarks), -1).all(1))})
+            raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
+                                "NaN/inf (corrupt weights or an input it cannot handle)")
+        pc = np.concatenate(conf)
         return Prediction(landmarks=landmarks, scores=np.concatenate(scores).astype(np.float32),
-                          boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), scheme=meta.scheme.name)
+                          boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), scheme=meta.scheme.name,
+                          extra=extra, point_confidence=pc, face_confidence=face_confidence(pc))

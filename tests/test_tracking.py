@@ -1,0 +1,170 @@
+"""One-Euro filter, LandmarkTracker on a synthetic moving face, and `edgemark predict VIDEO`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sdk import Predictor
+from sdk.tracking import LandmarkTracker, OneEuroFilter, OneEuroParams, landmark_box
+
+
+# --- One-Euro filter -----------------------------------------------------------------------
+def test_one_euro_params_are_validated():
+    with pytest.raises(ValueError):
+        OneEuroParams(min_cutoff=0)
+    with pytest.raises(ValueError):
+        OneEuroParams(beta=-1)
+
+
+def test_constant_signal_passes_unchanged():
+    f = OneEuroFilter(OneEuroParams())
+    x = np.array([[10.0, 20.0], [30.0, 40.0]])
+    for i in range(10):
+        np.testing.assert_allclose(f(x, i / 30), x, atol=1e-5)
+
+
+def test_filter_reduces_jitter_of_a_still_point():
+    rng = np.random.default_rng(0)
+    noisy = 100 + rng.normal(0, 1.0, (200, 5, 2))
+    f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=0.0))
+    out = np.stack([f(x, i / 30) for i, x in enumerate(noisy)])
+    assert np.diff(out[50:], axis=0).std() < 0.3 * np.diff(noisy[50:], axis=0).std()
+
+
+def test_beta_cuts_lag_on_moving_points():
+    t = np.arange(60) / 30
+    ramp = np.stack([np.stack([200 * t, 0 * t], -1)[:, None, :]] * 1, 0)[0]  # (60, 1, 2): 200 px/s
+    lags = []
+    for beta in (0.0, 5.0):
+        f = OneEuroFilter(OneEuroParams(min_cutoff=1.0, beta=beta))
+        out = np.stack([f(x, ti, scale=100.0) for x, ti in zip(ramp, t)])
+        lags.append(float(np.abs(out[-1] - ramp[-1]).max()))
+    assert lags[1] < 0.5 * lags[0]
+
+
+def test_filter_restarts_on_time_going_backwards():
+    f = OneEuroFilter()
+    f(np.zeros((1, 2)), 1.0)
+    np.testing.assert_array_equal(f(np.ones((1, 2)) * 50, 0.5), np.ones((1, 2)) * 50)
+
+
+def test_landmark_box_uses_the_68_subset():
+    pts = np.zeros((3, 2))
+    pts[0], pts[1], pts[2] = (0, 0), (10, 20), (100, 100)
+    np.testing.assert_array_equal(landmark_box(pts), [0, 0, 100, 100])
+    np.testing.assert_array_equal(landmark_box(pts, to68=(0, 1)), [0, 0, 10, 20])
+
+
+# --- tracker on a synthetic video of a real face -------------------------------------------------
+@pytest.fixture(scope="module")
+def moving_face(tmp_path_factory, shared_dir):
+    from benchmarks.datasets import load_aflw2000_3d
+    from benchmarks.video_bench import make_video, read_frames
+
+    data = load_aflw2000_3d(limit=1)
+    path = tmp_path_factory.mktemp("video") / "moving.mp4"
+    gts = make_video(data.load_image(0), data.landmarks[0], path, frames=24)
+    return path, read_frames(path), gts
+
+
+def _nme(pred, gt):
+    from benchmarks.datasets import map_landmarks
+    from benchmarks.metrics import box_normaliser, nme
+
+    return float(nme(map_landmarks(pred[None], "wflw98", "ibug68"), gt[None], box_normaliser(gt[None]))[0])
+
+
+def test_tracker_follows_the_face_with_one_detection(h3r_onnx, moving_face):
+    _, frames, gts = moving_face
+    tracker = LandmarkTracker(Predictor(h3r_onnx), redetect_every=100, min_confidence=0.2)
+    errs = []
+    for i, frame in enumerate(frames):
+        r = tracker.update(frame)
+        assert len(r) >= 1 and r.extra["detected"] == (i == 0)
+        centres = r.landmarks.mean(axis=1)
+        best = int(np.argmin(np.linalg.norm(centres - gts[i].mean(axis=0), axis=1)))
+        errs.append(_nme(r.landmarks[best], gts[i]))
+        assert r.point_confidence.shape == r.scores.shape and np.isfinite(r.landmarks).all()
+    assert tracker.detections_run == 1
+    assert np.mean(errs) < 6.0 and max(errs) < 10.0
+
+
+def test_redetect_every_frame_runs_the_detector_every_frame(h3r_onnx, moving_face):
+    _, frames, _ = moving_face
+    tracker = LandmarkTracker(Predictor(h3r_onnx), redetect_every=1, one_euro=None)
+    for frame in frames[:5]:
+        r = tracker.update(frame)
+        assert r.extra["detected"] and np.array_equal(r.landmarks, r.extra["raw_landmarks"])
+    assert tracker.detections_run == 5
+    ids = tracker.update(frames[5]).extra["track_ids"]
+    assert 0 in ids  # the same face keeps its track id across detections
+
+
+def test_low_confidence_detection_is_dropped(h3r_onnx):
+    """A 'face' box on a flat wall: the landmark model does not believe it, so no track starts."""
+
+    class WallDetector:
+        def detect(self, image):
+            return np.array([[20, 20, 120, 120]], np.float32), np.ones(1, np.float32)
+
+    frame = np.full((240, 320, 3), 140, np.uint8)
+    tracker = LandmarkTracker(Predictor(h3r_onnx), WallDetector(), min_confidence=0.25)
+    r = tracker.update(frame)
+    assert len(r) == 0 and tracker.tracks == 0 and r.landmarks.shape == (0, 98, 2)
+
+
+def test_tracker_survives_frame_size_changes_and_blank_frames(tiny_onnx):
+    class CornerDetector:
+        def detect(self, image):
+            h, w = image.shape[:2]
+            return np.array([[w - 60, h - 60, w - 1, h - 1]], np.float32), np.ones(1, np.float32)
+
+    tracker = LandmarkTracker(Predictor(tiny_onnx), CornerDetector(), min_confidence=0.0)
+    rng = np.random.default_rng(0)
+    for shape in [(300, 400, 3), (300, 400, 3), (100, 120, 3), (60, 60, 3), (300, 400, 3)]:
+        r = tracker.update(rng.integers(0, 255, shape, dtype=np.uint8))
+        assert np.isfinite(r.landmarks).all()
+    tracker.reset()
+    assert tracker.tracks == 0
+
+
+def test_tracker_rejects_bad_settings(tiny_onnx):
+    p = Predictor(tiny_onnx)
+    with pytest.raises(ValueError):
+        LandmarkTracker(p, redetect_every=0)
+    with pytest.raises(ValueError):
+        LandmarkTracker(p, min_confidence=2.0)
+
+
+# --- CLI on a video ----------------------------------------------------------------------------
+def test_cli_predict_video(h3r_onnx, moving_face, tmp_path, capsys):
+    import cv2
+
+    from sdk.cli import main
+
+    path, frames, _ = moving_face
+    out, js = tmp_path / "annotated.mp4", tmp_path / "frames.json"
+    assert main(["predict", str(path), "--model", str(h3r_onnx), "--out", str(out), "--json", str(js),
+                 "--max-frames", "10"]) == 0
+    data = json.loads(js.read_text())
+    assert len(data["frames"]) == 10 and all(len(f["faces"]) >= 1 for f in data["frames"])
+    assert data["frames"][0]["detected"] and not data["frames"][1]["detected"]
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 10
+    assert "10 frames" in capsys.readouterr().out
+
+
+def test_cli_predict_bad_video_and_camera(tiny_onnx, tmp_path, capsys):
+    from sdk.cli import main
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    assert main(["predict", str(bad), "--model", str(tiny_onnx)]) == 2
+    assert "cannot open video" in capsys.readouterr().err
+    assert main(["predict", "57", "--model", str(tiny_onnx)]) == 2
+    assert "cannot open camera 57" in capsys.readouterr().err
