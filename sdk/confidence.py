@@ -38,24 +38,12 @@ def informative(decoder: str) -> bool:
     return decoder != "regression"
 
 
-def _topk_softmax_mass(maps: np.ndarray, k: int) -> np.ndarray:
-    n, l, h, w = maps.shape
-    flat = maps.reshape(n, l, h * w).astype(np.float64)
-    k = int(max(1, min(k, h * w)))
-    top = np.partition(flat, h * w - k, axis=2)[..., h * w - k:]
-    m = flat.max(axis=2, keepdims=True)
-    with np.errstate(invalid="ignore", over="ignore"):
-        total = np.exp(flat - m).sum(axis=2)
-        mass = np.exp(top - m).sum(axis=2) / total
-    return mass
-
-
 def point_confidence(decoder: str, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any],
                      scores: np.ndarray) -> np.ndarray:
     """(N, L) float32 in [0, 1] for decoder ``decoder`` given its outputs (by role) and scores."""
     s = np.asarray(scores, dtype=np.float64)
     if decoder == "h3r_topk":
-        conf = _topk_softmax_mass(np.asarray(outputs["heatmap"]), int(params.get("topk", 9)))
+        conf = s  # the decoder's score already is the top-k softmax mass
     elif decoder in PEAK_DECODERS or decoder == "pipnet":
         conf = np.clip(s, 0.0, 1.0)
     elif decoder == "regression":

@@ -54,19 +54,28 @@ def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tuple[np.ndarray, np.ndarray]:
-    """H3R: softmax over each map's top-k scores, weighted mean of their (column, row)."""
+    """H3R: softmax over each map's top-k scores, weighted mean of their (column, row).
+
+    The score is the spatial-softmax mass of those k cells (Σ_topk e^v / Σ_all e^v): H3R trains a
+    spatial softmax, so this is the model's own probability that the point lies where it is read.
+    """
     n, l, h, w = _check_maps(heatmaps)
     k = int(min(topk, h * w))
     if k < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     flat = heatmaps.reshape(n, l, h * w)
     idx = np.argpartition(flat, h * w - k, axis=2)[..., h * w - k:]
-    vals = np.take_along_axis(flat, idx, axis=2)
-    weights = _softmax(vals.astype(np.float64), axis=2)
+    vals = np.take_along_axis(flat, idx, axis=2).astype(np.float64)
+    peak = vals.max(axis=2, keepdims=True)
+    top = np.exp(vals - peak)
+    weights = top / top.sum(axis=2, keepdims=True)
     cols = (weights * (idx % w)).sum(axis=2)
     rows = (weights * (idx // w)).sum(axis=2)
     xy = np.stack([cols, rows], axis=-1) * stride
-    return xy.astype(np.float32), vals.max(axis=2).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.exp(flat - peak.astype(np.float32)).sum(axis=2, dtype=np.float64)
+        mass = top.sum(axis=2) / total
+    return xy.astype(np.float32), mass.astype(np.float32)
 
 
 def decode_shr_local_softargmax(heatmaps: np.ndarray, *, stride: float, window: int = 5,
