@@ -73,7 +73,8 @@ def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tu
     rows = (weights * (idx // w)).sum(axis=2)
     xy = np.stack([cols, rows], axis=-1) * stride
     with np.errstate(invalid="ignore", over="ignore"):
-        total = np.exp(flat - peak.astype(np.float32)).sum(axis=2, dtype=np.float64)
+        shifted = np.subtract(flat, peak.astype(np.float32))
+        total = np.exp(shifted, out=shifted).sum(axis=2)  # in place: this is the map-sized part
         mass = top.sum(axis=2) / total
     return xy.astype(np.float32), mass.astype(np.float32)
 
