@@ -220,9 +220,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # The 68-point indices nearest to AFLW's 21 sparse points (brows, eye corners, nose, mouth,
 # chin, and contour points 0/16 at ear height): a rough box like the one AFLW faces start from.
@@ -263,3 +260,7 @@ def bootstrap_report(teacher_path: str | Path, count: int = 200, iterations: Seq
             preds.append(teacher.bootstrap(images[lo:lo + 32], starts[name][lo:lo + 32], k)[0])
         report[f"{name}_iter{k}"] = float(score_predictions(np.concatenate(preds), data, teacher.meta.scheme.name)["nme"])
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(main())
