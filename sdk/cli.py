@@ -106,6 +106,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         _print_table(rows)
+    sys.stdout.flush()  # TensorFlow/LiteRT teardown can kill the process at exit; keep the report
     if failure:  # what was written is reported above; the failed file was not written
         print(f"edgemark convert: {failure}", file=sys.stderr)
         return 2

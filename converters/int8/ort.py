@@ -43,7 +43,8 @@ class OrtQuantizer:
             # Shape inference + basic graph optimisation: the quantizer needs shapes, and
             # ORT's documentation asks for it; it does not change what the network computes.
             pre = self.workdir / "ort_pre.onnx"
-            quant_pre_process(str(self.fp32_path), str(pre), skip_symbolic_shape=False)
+            quant_pre_process(str(_at_least_opset(self.fp32_path, self.workdir, MIN_QDQ_OPSET)), str(pre),
+                              skip_symbolic_shape=False)
             self._pre = pre
         return self._pre
 
@@ -87,6 +88,23 @@ class OrtQuantizer:
                    "max_level": scope.max_level,
                    "quantize_outputs": recipe.float_level == 0}  # a QDQ INT8 output layer always rounds its output
         return Path(out_path), details
+
+
+MIN_QDQ_OPSET = 13  # per-channel (axis) DequantizeLinear exists from opset 13
+
+
+def _at_least_opset(path: Path, workdir: Path, opset: int) -> Path:
+    """Models exported with an old opset (PFLD: 9) are upgraded first; per-channel QDQ needs ``opset``."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(path))
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return Path(path)
+    upgraded = Path(workdir) / f"opset{opset}.onnx"
+    onnx.save(version_converter.convert_version(model, opset), str(upgraded))
+    return upgraded
 
 
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, meta: ModelMetadata,
