@@ -9,6 +9,9 @@ levels ≥ 1 are passed as ``IgnoredScope`` names (the OpenVINO graph's own node
 """
 from __future__ import annotations
 
+import contextlib
+import sys
+
 from pathlib import Path
 
 import numpy as np
@@ -51,10 +54,12 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
 
         advanced.weights_quantization_params = QuantizationParameters(per_channel=False)
     data = nncf_dataset(calibration, source_layout=meta.input.layout, layout=meta.input.layout)
-    quantized = nncf.quantize(model, data, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED,
-                              target_device=nncf.TargetDevice.CPU,
-                              ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
-                              advanced_parameters=advanced)
+    # NNCF draws progress bars on stdout: keep stdout for the converter's own report (--json)
+    with contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(model, data, subset_size=len(calibration), preset=nncf.QuantizationPreset.MIXED,
+                                  target_device=nncf.TargetDevice.CPU,
+                                  ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
+                                  advanced_parameters=advanced)
     meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape()))
                                     for o in quantized.outputs])
     _drop_framework_copy(quantized)
