@@ -36,16 +36,23 @@ def convert_onnx_to_openvino(onnx_path: str | Path, meta: ModelMetadata, xml_pat
     meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape())) for o in model.outputs])
     _drop_framework_copy(model)
     model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    save_ir(model, xml_path, compress_to_fp16=(precision == "fp16"))
+    return meta
+
+
+def save_ir(model, xml_path: str | Path, compress_to_fp16: bool = False) -> None:
+    """Write an IR (.xml + .bin) atomically."""
+    ov = import_openvino()
+    xml_path = Path(xml_path)
     with atomic_paths(xml_path, xml_path.with_suffix(".bin")) as (tmp_xml, tmp_bin):
         # save_model puts the weights beside the .xml it is given; the IR does not name its .bin
         # (the runtime pairs x.xml with x.bin), so moving them to atomic_paths' temp .bin is enough.
         written_bin = tmp_xml.with_suffix(".bin")
         try:
-            ov.save_model(model, str(tmp_xml), compress_to_fp16=(precision == "fp16"))
+            ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
             written_bin.replace(tmp_bin)
         finally:
             written_bin.unlink(missing_ok=True)
-    return meta
 
 
 def _offline():

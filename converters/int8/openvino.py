@@ -35,9 +35,8 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
 
     from calibration.readers import nncf_dataset
 
-    from ..atomic import atomic_paths
     from ..output_names import reconcile_outputs
-    from ..to_openvino import _drop_framework_copy, _static_dims
+    from ..to_openvino import _drop_framework_copy, _static_dims, save_ir
 
     if recipe.calibration not in _ESTIMATORS:
         raise ValueError(f"NNCF has no {recipe.calibration!r} range estimator here; use one of {sorted(_ESTIMATORS)}")
@@ -65,13 +64,7 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
     _drop_framework_copy(quantized)
     quantized.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
     xml_path = Path(xml_path)
-    with atomic_paths(xml_path, xml_path.with_suffix(".bin")) as (tmp_xml, tmp_bin):
-        written_bin = tmp_xml.with_suffix(".bin")
-        try:
-            ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
-            written_bin.replace(tmp_bin)
-        finally:
-            written_bin.unlink(missing_ok=True)
+    save_ir(quantized, xml_path)
     details = {"float_nodes": ignored, "scope": scope.describe(recipe.float_level), "max_level": scope.max_level,
                "quantize_outputs": advanced.quantize_outputs}
     return xml_path, details, meta
@@ -81,18 +74,12 @@ def restamp_openvino(xml_path: str | Path, meta: ModelMetadata) -> None:
     """Replace the edgemark metadata of an IR in place (weights untouched)."""
     ov = _openvino()
 
-    from ..atomic import atomic_paths
+    from ..to_openvino import save_ir
 
     xml_path = Path(xml_path)
     model = ov.Core().read_model(str(xml_path))
     model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
-    with atomic_paths(xml_path, xml_path.with_suffix(".bin")) as (tmp_xml, tmp_bin):
-        written_bin = tmp_xml.with_suffix(".bin")
-        try:
-            ov.save_model(model, str(tmp_xml), compress_to_fp16=False)
-            written_bin.replace(tmp_bin)
-        finally:
-            written_bin.unlink(missing_ok=True)
+    save_ir(model, xml_path)
 
 
 def openvino_max_level(fp32_onnx: str | Path) -> int:

@@ -47,5 +47,21 @@ class Backend(ABC):
     def output_names(self) -> list[str]:
         """Output tensor names in the file, in the runtime's order."""
 
+    @staticmethod
+    def run_in_chunks(tensor: np.ndarray, step: int, infer) -> list[np.ndarray]:
+        """Run ``infer(part) -> [outputs]`` on chunks of ``step`` faces and concatenate per output.
+
+        For files with a static batch: the last chunk is padded by repeating its last face,
+        and the padding's outputs are dropped.
+        """
+        chunks = []
+        for start in range(0, len(tensor), step):
+            part = tensor[start:start + step]
+            n = len(part)
+            if n < step:
+                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+            chunks.append([np.asarray(o)[:n] for o in infer(part)])
+        return [np.concatenate([c[i] for c in chunks]).astype(np.float32, copy=False) for i in range(len(chunks[0]))]
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, threads={self.threads})"

@@ -79,16 +79,13 @@ class LiteRtBackend(Backend):
         step = self._static_batch or len(tensor)
         if self._static_batch is None:
             self._resize(len(tensor))
-        chunks = []
-        for start in range(0, len(tensor), step):
-            part = tensor[start:start + step]
-            n = len(part)
-            if n < step:  # pad the last chunk of a static-batch model
-                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+        def infer(part: np.ndarray) -> list[np.ndarray]:
             self.interpreter.set_tensor(self._input["index"], _to_input(part, self._input))
             self.interpreter.invoke()
-            chunks.append([_to_float(self.interpreter.get_tensor(d["index"])[:n], d) for d in self._outputs])
-        return {d["name"]: np.concatenate([c[i] for c in chunks]) for i, d in enumerate(self._outputs)}
+            return [_to_float(self.interpreter.get_tensor(d["index"]), d) for d in self._outputs]
+
+        values = self.run_in_chunks(tensor, step, infer)
+        return {d["name"]: v for d, v in zip(self._outputs, values)}
 
 
 def _quant(detail: dict) -> tuple[float, int]:

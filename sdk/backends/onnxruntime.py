@@ -49,14 +49,8 @@ class OnnxRuntimeBackend(Backend):
         if step is None or len(tensor) == step:
             values = self.session.run(names, {self._input_name: tensor})
             return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}
-        chunks = []
-        for start in range(0, len(tensor), step):
-            part = tensor[start:start + step]
-            n = len(part)
-            if n < step:  # pad the last chunk
-                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
-            chunks.append([v[:n] for v in self.session.run(names, {self._input_name: part})])
-        return {name: np.concatenate([c[i] for c in chunks]).astype(np.float32) for i, name in enumerate(names)}
+        values = self.run_in_chunks(tensor, step, lambda part: self.session.run(names, {self._input_name: part}))
+        return dict(zip(names, values))
 
     def output_names(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]

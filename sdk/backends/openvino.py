@@ -91,17 +91,13 @@ class OpenVinoBackend(Backend):
             return {name: np.zeros((0, *[d.get_length() if d.is_static else 0 for d in p.get_partial_shape()[1:]]),
                                    dtype=np.float32) for name, p in zip(self.output_names(), self._ports)}
         step = self._static_batch or len(tensor)
-        chunks = []
-        for start in range(0, len(tensor), step):
-            part = tensor[start:start + step]
-            n = len(part)
-            if n < step:  # pad the last chunk of a static-batch model
-                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
+        def infer(part: np.ndarray) -> list[np.ndarray]:
             self.request.infer({0: part})
-            chunks.append([np.array(self.request.get_output_tensor(i).data[:n], dtype=np.float32)
-                           for i in range(len(self._ports))])
-        names = self.output_names()
-        return {name: np.concatenate([c[i] for c in chunks]) for i, name in enumerate(names)}
+            # copies: the request's output buffers are reused by the next call
+            return [np.array(self.request.get_output_tensor(i).data, dtype=np.float32) for i in range(len(self._ports))]
+
+        values = self.run_in_chunks(tensor, step, infer)
+        return dict(zip(self.output_names(), values))
 
 
 def _first_line(exc: BaseException) -> str:
