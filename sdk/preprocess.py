@@ -113,13 +113,20 @@ def warp_faces(image: np.ndarray, matrices: np.ndarray, width: int, height: int)
 
 def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr") -> np.ndarray:
     """uint8 crops (F, H, W, 3) in ``image_color`` order → the network's float tensor and layout."""
-    x = crops if image_color == spec.color else crops[..., ::-1]
+    order = [0, 1, 2] if image_color == spec.color else [2, 1, 0]
     scale = np.float32(spec.scale) / np.asarray(spec.std, dtype=np.float32)
     offset = np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)
-    t = x.astype(np.float32) * scale - offset
-    if spec.layout == "nchw":
-        t = t.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(t)
+    f, h, w, _ = crops.shape
+    if spec.layout == "nchw":  # one pass per plane straight into the output: no temporaries
+        t = np.empty((f, 3, h, w), dtype=np.float32)
+        for c, src in enumerate(order):
+            np.multiply(crops[..., src], scale[c], out=t[:, c], dtype=np.float32)
+            t[:, c] -= offset[c]
+        return t
+    t = crops[..., order].astype(np.float32)
+    t *= scale
+    t -= offset
+    return t
 
 
 def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: CropRule,
