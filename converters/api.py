@@ -40,15 +40,24 @@ class SourceModel:
     meta: ModelMetadata
     torch_module: Any = None
     onnx_path: Path | None = None
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="edgemark-convert-")))
     # Per-format choices, e.g. {"tflite_converter": "onnx2tf"} (see converters.to_tflite).
     options: dict[str, Any] = field(default_factory=dict)
+    _workdir: Path | None = field(default=None, repr=False)
+
+    @property
+    def workdir(self) -> Path:
+        """Folder for intermediate files, created on first use (evaluating a checkpoint needs none)."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="edgemark-convert-"))
+        return self._workdir
 
     def cleanup(self) -> None:
         """Remove the intermediate files (ONNX export, onnx2tf/litert-torch work) of this conversion."""
         import shutil
 
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def __enter__(self) -> "SourceModel":
         return self

@@ -44,10 +44,10 @@ def tiny_source(tmp_path_factory, tiny_meta):
 
     torch.manual_seed(0)
     module = get_arch("h3r_mobilenetv2").build(POINTS, SIZE).eval()
-    source = SourceModel(name="tiny", meta=tiny_meta, torch_module=module,
-                         workdir=tmp_path_factory.mktemp("int8-work"))
+    source = SourceModel(name="tiny", meta=tiny_meta, torch_module=module)
     ensure_onnx(source)
-    return source
+    yield source
+    source.cleanup()
 
 
 @pytest.fixture(scope="module")
