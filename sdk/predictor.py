@@ -73,9 +73,13 @@ class Prediction:
         return len(self.landmarks)
 
 
+# The bundled default model (its card: sdk/models/edgemark_h3r_mnv2_128_ft.md).
+DEFAULT_MODEL = "edgemark_h3r_mnv2_128_ft_fp32.onnx"
+
+
 def default_model_path() -> Path:
     """The model bundled with the package, used when none is given."""
-    return Path(__file__).resolve().parent / "models" / "default.onnx"
+    return Path(__file__).resolve().parent / "models" / DEFAULT_MODEL
 
 
 class Predictor:
