@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
 from sdk import __version__
 from sdk.backends import open_backend
@@ -264,7 +263,3 @@ def metadata_from_json(path: str | Path) -> ModelMetadata:
     """Metadata for an ONNX-only model, from a small JSON file (full schema, or ``edgemark`` key)."""
     data = json.loads(Path(path).read_text())
     return ModelMetadata.from_dict(data.get("edgemark", data))
-
-
-def tensors_equal_shape(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape
