@@ -1,1 +1,1 @@
-"""Benchmarks: dataset loaders, accuracy metrics and reports (numpy + OpenCV only)."""
+"""Benchmarks: latency vs NME harness, peers, fidelity of converted files, reports and plots."""

@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from landmarkdata.datasets import DEFAULT_DATASET, LABEL_SETS
+
 from .latency import current_rss_mb, measure, peak_rss_mb
 from .report import SCHEMA_VERSION, load_results, save_results, write_report
 
@@ -39,11 +41,11 @@ class BenchError(RuntimeError):
 @dataclass
 class BenchConfig:
     models: list[Path]
-    dataset: str = "aflw2000-3d"
+    dataset: str = DEFAULT_DATASET
     out: Path = Path("bench-out")
     data_root: str | None = None
     image_root: str | None = None  # WFLW / COCO: images folder beside the annotation file
-    labels: str = "reannotated"
+    labels: str = LABEL_SETS[0]
     threads: tuple[int, ...] = DEFAULT_THREADS
     batches: tuple[int, ...] = DEFAULT_BATCHES
     runs: int = 100
@@ -97,7 +99,9 @@ def discover_models(paths: Sequence[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"no such model file or folder: {p}")
     unique = list(dict.fromkeys(f.resolve() for f in found))
     if not unique:
-        raise BenchError(f"no model files (.onnx/.xml/.tflite or other registered formats) found in {list(paths)}")
+        from sdk.formats import all_extensions
+
+        raise BenchError(f"no model files ({'/'.join(all_extensions())}) found in {list(paths)}")
     return unique
 
 
@@ -181,7 +185,7 @@ def _set_origins(models: list[dict[str, Any]]) -> None:
 
 def _peer_records(models: list[dict[str, Any]], cfg: BenchConfig) -> list[dict[str, Any]]:
     """Torch-eager and ORT-default-argmax peers for every model group with a known checkpoint."""
-    from .paths import shared_root
+    from landmarkdata.paths import shared_root
     from .peers import find_checkpoints, sha256_file
 
     checkpoints: dict[str, tuple[Path, str | None]] = {}
@@ -264,14 +268,10 @@ def _needs_accuracy(record: dict[str, Any] | None, cfg: BenchConfig) -> bool:
 
 
 def _load_dataset(settings: dict[str, Any]):
-    from .datasets import load_aflw2000_3d, load_dataset
+    from landmarkdata.datasets import LABEL_SETS, open_dataset
 
-    if settings["dataset"] == "aflw2000-3d":
-        return load_aflw2000_3d(settings.get("data_root"), labels=settings.get("labels") or "reannotated",
-                                limit=settings.get("limit"))
-    extra = {"image_root": settings["image_root"]} if settings.get("image_root") else {}
-    data = load_dataset(settings["dataset"], settings.get("data_root"), **extra)
-    return data[: settings["limit"]] if settings.get("limit") else data
+    return open_dataset(settings["dataset"], settings.get("data_root"), image_root=settings.get("image_root"),
+                        labels=settings.get("labels") or LABEL_SETS[0], limit=settings.get("limit"))
 
 
 def _open_predictor(job: dict[str, Any], threads: int, max_batch: int):
@@ -317,21 +317,19 @@ def _latency_cell(predictor, image: np.ndarray, box: np.ndarray, threads: int, b
 def _accuracy(predictor, dataset, settings: dict[str, Any], progress: bool, desc: str) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from .evaluate import score_predictions
-    from .metrics import YAW_BINS, subset_report, summary, yaw_bins
+    from landmarkdata.evaluate import predict_dataset, score_predictions
+    from landmarkdata.metrics import YAW_BINS, subset_report, summary, yaw_bins
 
     start = time.perf_counter()
-    preds = []
-    for i in tqdm(range(len(dataset)), desc=desc, unit="face", leave=False, position=1, disable=not progress):
-        preds.append(predictor.predict(dataset.load_image(i), dataset.boxes[i][None]).landmarks[0])
+    preds = predict_dataset(predictor, dataset, progress=progress, desc=desc)
     seconds = time.perf_counter() - start
-    report = score_predictions(np.stack(preds), dataset, predictor.metadata.scheme.name)
+    report = score_predictions(preds, dataset, predictor.metadata.scheme.name)
     per_face = np.asarray(report.pop("per_face_nme"), dtype=np.float64)
     out: dict[str, Any] = {k: settings.get(k) for k in ("dataset", "labels", "limit", "data_root", "image_root")}
     out.update(summary(per_face))  # count = faces scored (NaN-normaliser faces left out)
-    out["normaliser"] = "gt_box_sqrt_wh" if dataset.name.startswith("aflw2000-3d") else "interocular"
+    out["normaliser"] = "gt_box_sqrt_wh" if dataset.protocol.normaliser == "box" else "interocular"
     subsets: dict[str, Any] = {}
-    if dataset.name.startswith("aflw2000-3d"):
+    if dataset.protocol.yaw_bins:
         bins = yaw_bins(dataset.yaws)
         subsets = {f"yaw {label}": summary(per_face[bins == k]) for k, label in enumerate(YAW_BINS)}
         out["subset_mean_nme"] = report.get("nme_bin_mean")
@@ -545,17 +543,18 @@ def _now() -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sdk.commandline import defaults_of, positive_int
+
+    from .options import add_dataset_arguments
+
+    d = defaults_of(BenchConfig)
     p.add_argument("--models", nargs="+", required=True, metavar="FILE_OR_DIR",
-                   help="model files, or folders (every .onnx/.xml/.tflite the SDK can open)")
-    p.add_argument("--dataset", default="aflw2000-3d", help="aflw2000-3d, 300w, wflw or coco")
-    p.add_argument("--data-root", help="dataset folder/annotation file (default for aflw2000-3d: shared data)")
-    p.add_argument("--image-root", help="images folder for --dataset wflw/coco (the annotation file is --data-root)")
-    p.add_argument("--labels", default="reannotated", choices=["reannotated", "original"], help="AFLW2000-3D labels")
-    p.add_argument("--threads", nargs="+", type=int, default=list(DEFAULT_THREADS))
-    p.add_argument("--batch", nargs="+", type=int, default=list(DEFAULT_BATCHES), help="faces per predict call")
-    p.add_argument("--runs", type=int, default=100, help="timed calls per measurement")
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls before timing")
-    p.add_argument("--limit", type=int, help="evaluate accuracy on the first N faces only")
+                   help="model files, or folders (every file of a format the SDK can open: sdk.formats)")
+    add_dataset_arguments(p)
+    p.add_argument("--threads", nargs="+", type=positive_int, default=list(d["threads"]))
+    p.add_argument("--batch", nargs="+", type=positive_int, default=list(d["batches"]), help="faces per predict call")
+    p.add_argument("--runs", type=positive_int, default=d["runs"], help="timed calls per measurement (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=d["warmup"], help="untimed calls before timing (default %(default)s)")
     p.add_argument("--out", required=True, help="output folder (results.json there makes the run resumable)")
     p.add_argument("--peers", metavar="CHECKPOINT", help="torch checkpoint of the benchmarked models (adds peers)")
     p.add_argument("--arch", help="architecture of --peers CHECKPOINT")
@@ -563,8 +562,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch peer also averages a horizontally flipped pass, as the authors' evaluation does")
     p.add_argument("--no-auto-peers", action="store_true",
                    help="do not look for the models' source checkpoints under the shared weights")
-    p.add_argument("--ref-threads", type=int, help="threads of the reference setting (default 2)")
-    p.add_argument("--ref-batch", type=int, help="batch of the reference setting (default 1)")
+    p.add_argument("--ref-threads", type=positive_int, help="threads of the reference setting (default 2)")
+    p.add_argument("--ref-batch", type=positive_int, help="batch of the reference setting (default 1)")
     p.add_argument("--in-process", action="store_true",
                    help="measure all models in this process (faster; peak memory is then cumulative)")
     p.add_argument("--force", action="store_true", help="re-measure what results.json already holds")

@@ -21,14 +21,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes ``a`` (N, 4) with one box ``b`` (4,)."""
-    x1, y1 = np.maximum(a[:, 0], b[0]), np.maximum(a[:, 1], b[1])
-    x2, y2 = np.minimum(a[:, 2], b[2]), np.minimum(a[:, 3], b[3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+from sdk.boxes import iou
 
 
 def match_detections(detector, dataset, wanted: int, min_iou: float = 0.3, progress: bool = True) -> dict[str, Any]:
@@ -42,7 +35,7 @@ def match_detections(detector, dataset, wanted: int, min_iou: float = 0.3, progr
         seen += 1
         boxes, _ = detector.detect(dataset.load_image(i))
         if len(boxes):
-            ov = iou(boxes, dataset.boxes[i])
+            ov = iou(boxes, dataset.boxes[i])[:, 0]
             best = int(np.argmax(ov))
             extra += int((ov < min_iou).sum())
             if ov[best] >= min_iou:
@@ -57,8 +50,8 @@ def match_detections(detector, dataset, wanted: int, min_iou: float = 0.3, progr
 def nme_with_boxes(predictor, dataset, indices: np.ndarray, boxes: np.ndarray, refine: int = 0) -> np.ndarray:
     """Per-face NME from the given boxes, optionally re-cropped ``refine`` times from the landmarks
     (what ``Predictor.predict`` does after detection)."""
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
     from sdk.detection import landmark_box
 
     def one(image, box):
@@ -85,8 +78,8 @@ def fit_for_nme(predictor, dataset, indices: np.ndarray, boxes: np.ndarray, base
     for s, dy in tqdm(combos, desc="grid", disable=not progress):
         a = BoxAdapter(scale_x=s, scale_y=s, shift_x=base.shift_x, shift_y=dy)
         pred = np.stack([predictor.predict(images[int(i)], a.apply(b[None])).landmarks[0] for i, b in zip(indices, boxes)])
-        from benchmarks.datasets import map_landmarks
-        from benchmarks.metrics import box_normaliser, nme
+        from sdk.schemes import map_landmarks
+        from landmarkdata.metrics import box_normaliser, nme
 
         gt = dataset.landmarks[indices]
         grid[(s, dy)] = float(nme(map_landmarks(pred, predictor.metadata.scheme.name, dataset.scheme), gt,
@@ -96,7 +89,7 @@ def fit_for_nme(predictor, dataset, indices: np.ndarray, boxes: np.ndarray, base
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.datasets import load_aflw2000_3d
+    from landmarkdata.datasets import load_aflw2000_3d
     from sdk.detection import BoxAdapter, CascadeDetector
     from sdk.predictor import Predictor
 
@@ -133,19 +126,19 @@ def main(argv: list[str] | None = None) -> int:
         "fit_faces": int(len(fit_i)), "test_faces": int(len(test_i)),
         "test_nme_gt_box": float(nme_with_boxes(predictor, data, test_i, data.boxes[test_i]).mean()),
         "test_nme_raw_detection": float(nme_with_boxes(predictor, data, test_i, test_b).mean()),
-        "test_box_iou_raw": float(np.mean([iou(b[None], data.boxes[i])[0] for i, b in zip(test_i, test_b)])),
+        "test_box_iou_raw": float(np.mean([iou(b, data.boxes[i])[0, 0] for i, b in zip(test_i, test_b)])),
     }
     for mode, adapter in adapters.items():
         report[f"adapter_{mode}"] = adapter.__dict__
         report[f"test_nme_adapted_{mode}"] = float(nme_with_boxes(predictor, data, test_i, adapter.apply(test_b)).mean())
         report[f"fit_nme_adapted_{mode}"] = float(nme_with_boxes(predictor, data, fit_i, adapter.apply(fit_b)).mean())
-        report[f"test_box_iou_adapted_{mode}"] = float(np.mean([iou(adapter.apply(b[None]), data.boxes[i])[0]
+        report[f"test_box_iou_adapted_{mode}"] = float(np.mean([iou(adapter.apply(b[None]), data.boxes[i])[0, 0]
                                                                for i, b in zip(test_i, test_b)]))
     best, grid = fit_for_nme(predictor, data, fit_i, fit_b, adapters["crop"], args.scales, args.shifts_y)
     report["adapter_nme"] = best.__dict__
     report["fit_nme_adapted_nme"] = grid[(best.scale_x, best.shift_y)]
     report["test_nme_adapted_nme"] = float(nme_with_boxes(predictor, data, test_i, best.apply(test_b)).mean())
-    report["test_box_iou_adapted_nme"] = float(np.mean([iou(best.apply(b[None]), data.boxes[i])[0]
+    report["test_box_iou_adapted_nme"] = float(np.mean([iou(best.apply(b[None]), data.boxes[i])[0, 0]
                                                        for i, b in zip(test_i, test_b)]))
     for mode, adapter in (("raw", BoxAdapter()), ("crop", adapters["crop"]), ("nme", best)):
         report[f"test_nme_{mode}_refined_once"] = float(

@@ -17,19 +17,21 @@ import numpy as np
 
 from sdk.predictor import Predictor
 
-from .datasets import LandmarkDataset, load_aflw2000_3d
-from .evaluate import predict_dataset, score_predictions
+from landmarkdata.datasets import LandmarkDataset, load_aflw2000_3d
+from landmarkdata.evaluate import predict_dataset, score_predictions
 
 
-def open_any(path: str, arch: str | None = None, input_size: int | None = None, threads: int | None = None) -> Predictor:
-    """A Predictor on a model file, or on a torch checkpoint (needs the converter stack)."""
+def open_any(path: str, arch: str | None = None, input_size: int | None = None, threads: int | None = None,
+             backend: str | None = None) -> Predictor:
+    """A Predictor on a model file (``backend``: force a runtime), or on a torch checkpoint (needs the
+    converter stack)."""
     if Path(path).suffix.lower() in (".pth", ".pt", ".ckpt"):
         from converters.api import load_source
         from converters.torch_backend import TorchBackend
 
         source = load_source(path, arch=arch, input_size=input_size)
         return Predictor(TorchBackend(source.torch_module, source.meta, threads=threads, source=path))
-    return Predictor(path, threads=threads)
+    return Predictor(path, threads=threads, backend=backend)
 
 
 def cached_predictions(path: str, data: LandmarkDataset, cache: Path, **open_kw: Any) -> tuple[np.ndarray, str]:

@@ -14,6 +14,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from sdk.formats import FORMATS
+
 # ISA extensions that change inference speed, as named in /proc/cpuinfo (x86 "flags", ARM "Features").
 ISA_FLAGS: tuple[str, ...] = (
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -21,29 +23,20 @@ ISA_FLAGS: tuple[str, ...] = (
     "neon", "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2",
 )
 
-# name in results -> distributions to try, first installed wins
+# name in results -> distributions to try, first installed wins (the runtimes' from the format table)
 RUNTIME_DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "python": (),
     "edgemark": ("edgemark",),
     "numpy": ("numpy",),
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python", "opencv-contrib-python-headless"),
-    "onnxruntime": ("onnxruntime", "onnxruntime-openvino", "onnxruntime-gpu"),
-    "openvino": ("openvino",),
-    "ai_edge_litert": ("ai-edge-litert",),
-    "tflite_runtime": ("tflite-runtime",),
+    **{module: dists for fmt in FORMATS.values() for module, dists in fmt.packages.items()},
     "tensorflow": ("tensorflow", "tensorflow-cpu"),
     "torch": ("torch",),
     "onnx": ("onnx",),
 }
 
-# backend name (sdk.backends registry) -> key of RUNTIME_DISTRIBUTIONS holding its version
-BACKEND_RUNTIME: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime",),
-    "openvino": ("openvino",),
-    "litert": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
-    "tflite": ("ai_edge_litert", "tflite_runtime", "tensorflow"),
-    "torch": ("torch",),
-}
+# runtime name (sdk.formats) -> keys of RUNTIME_DISTRIBUTIONS holding its version, first installed wins
+BACKEND_RUNTIME: dict[str, tuple[str, ...]] = {**{f.runtime: f.imports for f in FORMATS.values()}, "torch": ("torch",)}
 
 
 def _read_cpuinfo() -> str:

@@ -530,7 +530,7 @@ def plot_ced(data: dict[str, Any], path: str | Path, best: int = 6, threshold: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .metrics import auc, ced_curve
+    from landmarkdata.metrics import auc, ced_curve
 
     settings = data["settings"]
     rows = [(m, current_accuracy(m, settings)) for m in data["models"]]

@@ -78,8 +78,8 @@ def read_frames(path: str | Path) -> list[np.ndarray]:
 
 
 def _frame_nme(pred: np.ndarray, gt: np.ndarray, scheme: str) -> float:
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
 
     return float(nme(map_landmarks(pred[None], scheme, "ibug68"), gt[None], box_normaliser(gt[None]))[0])
 
@@ -123,14 +123,14 @@ def run_loop(kind: str, predictor, frames_path: Path, gts: np.ndarray, redetect_
 
 def jitter(points: np.ndarray, gts: np.ndarray) -> float:
     """Mean frame-to-frame point displacement in % of the face size (sqrt of the GT box area)."""
-    from benchmarks.metrics import box_normaliser
+    from landmarkdata.metrics import box_normaliser
 
     step = np.linalg.norm(np.diff(points, axis=0), axis=-1).mean(axis=-1)
     return float(np.nanmean(step / box_normaliser(gts[1:])) * 100)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.datasets import load_aflw2000_3d
+    from landmarkdata.datasets import load_aflw2000_3d
     from sdk.predictor import Predictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

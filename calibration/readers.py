@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from sdk.preprocess import to_layout
+
 # onnx2tf looks for exactly this file in its working directory and downloads sample
 # images from the internet when it is absent; the name is fixed whatever the data's shape.
 ONNX2TF_CALIBRATION_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -20,16 +22,7 @@ ONNX2TF_IDENTITY_NORM = {"quant_norm_mean": "[[[[0.0, 0.0, 0.0]]]]", "quant_norm
 
 
 def _to_layout(tensors: np.ndarray, source_layout: str, layout: str) -> np.ndarray:
-    arr = np.asarray(tensors, dtype=np.float32)
-    if arr.ndim != 4:
-        raise ValueError(f"calibration tensors must be 4-D (N, C, H, W) or (N, H, W, C), got {arr.shape}")
-    if layout == source_layout:
-        return np.ascontiguousarray(arr)
-    if (source_layout, layout) == ("nchw", "nhwc"):
-        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1))
-    if (source_layout, layout) == ("nhwc", "nchw"):
-        return np.ascontiguousarray(arr.transpose(0, 3, 1, 2))
-    raise ValueError(f"cannot convert layout {source_layout!r} to {layout!r}")
+    return np.ascontiguousarray(to_layout(np.asarray(tensors, dtype=np.float32), source_layout, layout))
 
 
 def ort_reader(tensors: np.ndarray, input_name: str, *, source_layout: str = "nchw", layout: str = "nchw") -> Any:

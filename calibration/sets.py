@@ -31,7 +31,7 @@ import numpy as np
 
 from sdk.errors import EdgemarkError
 from sdk.metadata import ModelMetadata
-from sdk.preprocess import prepare_batch
+from sdk.preprocess import prepare_batch, to_layout
 
 DEFAULT_SOURCE = "aflw-faces"
 CACHE_ENV_VAR = "EDGEMARK_CACHE"
@@ -52,7 +52,7 @@ class FaceSource:
 
     name: str
     identity: str
-    dataset: Any  # benchmarks.datasets.LandmarkDataset
+    dataset: Any  # landmarkdata.datasets.LandmarkDataset
 
 
 @dataclass
@@ -79,10 +79,7 @@ class CalibrationSet:
         arr = getattr(self, which)
         if layout == self.layout:
             return arr
-        if layout not in ("nchw", "nhwc"):
-            raise ValueError(f"layout must be 'nchw' or 'nhwc', got {layout!r}")
-        axes = (0, 2, 3, 1) if layout == "nhwc" else (0, 3, 1, 2)
-        return np.ascontiguousarray(arr.transpose(axes))
+        return to_layout(arr, self.layout, layout)
 
     @property
     def key(self) -> str:
@@ -112,8 +109,8 @@ def _sha256_bytes(*chunks: bytes) -> str:
 
 
 def _test_set_roots() -> list[Path]:
-    from benchmarks.datasets import AFLW2000_ENV_VAR
-    from benchmarks.paths import shared_path
+    from landmarkdata.datasets import AFLW2000_ENV_VAR
+    from landmarkdata.paths import shared_path
 
     roots = [shared_path("data", "aflw2000-3d", required=False)]
     if os.environ.get(AFLW2000_ENV_VAR):
@@ -150,7 +147,7 @@ def load_boxes_file(path: str | Path) -> Any:
     with the same point count; a bare list of faces also works). CSV: a header
     ``image,x1,y1,x2,y2`` then one face per row. Coordinates are 0-based pixels.
     """
-    from benchmarks.datasets import LandmarkDataset, default_scheme_name
+    from landmarkdata.datasets import LandmarkDataset, default_scheme_name
 
     path = Path(path)
     if not path.is_file():
@@ -215,10 +212,10 @@ def resolve_source(source: Any = DEFAULT_SOURCE) -> FaceSource:
 
     ``source``: ``"aflw-faces"`` (default, AFLW training faces in the shared data); a
     folder holding ``boxes.json``/``boxes.csv``; a boxes file; ``"NAME=PATH"`` for a
-    dataset loader of :mod:`benchmarks.datasets` taking one path (e.g. ``300w=/data/300W``);
-    or a :class:`~benchmarks.datasets.LandmarkDataset`. AFLW2000-3D is refused.
+    dataset loader of :mod:`landmarkdata.datasets` taking one path (e.g. ``300w=/data/300W``);
+    or a :class:`~landmarkdata.datasets.LandmarkDataset`. AFLW2000-3D is refused.
     """
-    from benchmarks.datasets import LandmarkDataset, load_aflw_faces, load_dataset
+    from landmarkdata.datasets import LandmarkDataset, load_aflw_faces, load_dataset
 
     if isinstance(source, LandmarkDataset):
         _refuse_test_set(source.name, [p.parent for p in source.image_paths[:1]])
@@ -331,7 +328,7 @@ def build_calibration_set(meta: ModelMetadata, source: Any = DEFAULT_SOURCE, *, 
 
 
 def _save(cs: CalibrationSet, path: Path) -> None:
-    from converters.atomic import atomic_paths
+    from sdk.atomic import atomic_paths
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_paths(path) as (tmp,):
@@ -358,7 +355,7 @@ def agreement_nme(pred: np.ndarray, ref: np.ndarray, boxes: np.ndarray) -> np.nd
     GT NME can rise: per point |e_int8 − e_fp32| ≤ |p_int8 − p_fp32| (triangle inequality),
     so the GT NME increase is at most this number under the same normaliser.
     """
-    from benchmarks.metrics import nme
+    from landmarkdata.metrics import nme
 
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return nme(pred, ref, np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))

@@ -30,7 +30,7 @@ def read_metadata(model: onnx.ModelProto | str | Path) -> ModelMetadata:
 
 def save_onnx(model: onnx.ModelProto, path: str | Path) -> None:
     """Check and write an ONNX model atomically."""
-    from .atomic import atomic_paths
+    from sdk.atomic import atomic_paths
 
     onnx.checker.check_model(model)
     with atomic_paths(path) as (tmp,):

@@ -12,10 +12,12 @@ from pathlib import Path
 from sdk.backends.openvino import import_openvino
 from sdk.metadata import METADATA_KEY, ModelMetadata
 
-from .atomic import atomic_paths
+from sdk.atomic import atomic_paths
 from .output_names import reconcile_outputs
 
-PRECISIONS = ("fp32", "fp16")
+from .source import ConversionError, ensure_onnx, output_path, with_precision
+
+PRECISIONS = ("fp32", "fp16")  # the float files; INT8 IRs come from converters.int8.openvino
 
 
 def convert_onnx_to_openvino(onnx_path: str | Path, meta: ModelMetadata, xml_path: str | Path,
@@ -29,15 +31,28 @@ def convert_onnx_to_openvino(onnx_path: str | Path, meta: ModelMetadata, xml_pat
         with _offline():
             model = ov.convert_model(str(onnx_path))
     except Exception as exc:  # unsupported op, bad graph: OpenVINO raises its own types
-        from .api import ConversionError
-
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         raise ConversionError(f"OpenVINO cannot convert {onnx_path}: {(lines or [''])[-1][:300]}") from None
-    meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape())) for o in model.outputs])
-    _drop_framework_copy(model)
-    model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    meta = stamp_ir(model, meta)
     save_ir(model, xml_path, compress_to_fp16=(precision == "fp16"))
     return meta
+
+
+def stamp_ir(model, meta: ModelMetadata) -> ModelMetadata:
+    """Reconcile ``meta``'s output names with the model's and put it in the model's rt_info (one copy)."""
+    meta = reconcile_outputs(meta, [(set(o.get_names()), static_dims(o.get_partial_shape())) for o in model.outputs])
+    _drop_framework_copy(model)
+    model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    return meta
+
+
+def restamp_openvino(xml_path: str | Path, meta: ModelMetadata) -> None:
+    """Replace the edgemark metadata of an IR in place (weights untouched)."""
+    ov = import_openvino()
+    xml_path = Path(xml_path)
+    model = ov.Core().read_model(str(xml_path))
+    model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    save_ir(model, xml_path)
 
 
 def save_ir(model, xml_path: str | Path, compress_to_fp16: bool = False) -> None:
@@ -74,14 +89,12 @@ def _drop_framework_copy(model) -> None:
         model.set_rt_info(value, ["framework", key])
 
 
-def _static_dims(shape) -> tuple[int | None, ...]:
+def static_dims(shape) -> tuple[int | None, ...]:
     return tuple(d.get_length() if d.is_static else None for d in shape)
 
 
 def write_openvino(source, out_dir: Path, precision: str) -> Path:
     """Writer for ``converters.api``: ``<name>_<precision>.xml`` (+ ``.bin``) from the source's FP32 ONNX."""
-    from .api import ensure_onnx, output_path, with_precision
-
     target = output_path(source, out_dir, "openvino", precision)
     ov = import_openvino()
     meta = with_precision(source.meta, precision, openvino_version=ov.get_version().split("-")[0])

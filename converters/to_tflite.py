@@ -32,14 +32,17 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
+from sdk.atomic import atomic_paths
 from sdk.metadata import METADATA_KEY, ModelMetadata
+from sdk.preprocess import to_layout
 
-from .atomic import atomic_paths
 from .onnx2tf_runner import CALIBRATION_FILE, NETWORK_EXIT_CODE
 from .output_names import reconcile_outputs
+from .source import ConversionError, ensure_onnx, output_path, with_precision
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "fp16")
@@ -80,7 +83,7 @@ def calibration_sample(meta: ModelMetadata, count: int = 20) -> np.ndarray:
     from .verify import real_face_tensors
 
     spec = dataclasses.replace(meta.input, width=128, height=128, layout="nchw")
-    return np.ascontiguousarray(real_face_tensors(meta.replace(input=spec), count).transpose(0, 2, 3, 1), np.float32)
+    return to_layout(real_face_tensors(meta.replace(input=spec), count).astype(np.float32), "nchw", "nhwc")
 
 
 def run_onnx2tf(onnx_path: Path, meta: ModelMetadata, workdir: Path) -> dict[str, Path]:
@@ -146,7 +149,7 @@ def embed_tflite_metadata(model_obj, meta: ModelMetadata) -> None:
     model_obj.metadata = [*entries, entry]
 
 
-def _inline_external_buffers(model_obj, raw: bytes) -> None:
+def inline_external_buffers(model_obj, raw: bytes) -> None:
     """Move constants stored after the flatbuffer (Buffer.offset/size, as ai-edge-quantizer writes them)
     into the buffers themselves: re-packing the object would otherwise drop them."""
     for buffer in model_obj.buffers:
@@ -158,23 +161,46 @@ def _inline_external_buffers(model_obj, raw: bytes) -> None:
             buffer.offset, buffer.size = 0, 0
 
 
+def rewrite_tflite(raw: bytes, target: str | Path, edit: Callable[[Any], Any], meta: ModelMetadata,
+                   check: Callable[[bytes], None] | None = None) -> bytes:
+    """The one way a .tflite is edited: parse ``raw``, inline constants stored after the flatbuffer,
+    ``edit(model_obj)``, embed ``meta``, re-pack, optionally ``check(bytes)`` the result, write
+    ``target`` atomically. Returns the bytes written."""
+    fb = _fb()
+    model_obj = fb.convert_bytearray_to_object(bytearray(raw))
+    inline_external_buffers(model_obj, raw)  # re-packing would otherwise drop them
+    edit(model_obj)
+    embed_tflite_metadata(model_obj, meta)
+    data = bytes(fb.convert_object_to_bytearray(model_obj))
+    if check is not None:
+        check(data)
+    with atomic_paths(target) as (tmp,):
+        tmp.write_bytes(data)
+    return data
+
+
+def restamp_tflite(path: str | Path, meta: ModelMetadata) -> None:
+    """Replace the edgemark metadata of a .tflite in place."""
+    rewrite_tflite(Path(path).read_bytes(), path, lambda model_obj: None, meta)
+
+
 def _match_outputs(onnx_path: Path, tflite_bytes: bytes, x_nchw: np.ndarray, input_nhwc: bool
                    ) -> dict[str, tuple[int, str]]:
     """ONNX output name → (index among the TFLite outputs, layout 'nchw'|'nhwc'|'flat'), decided numerically."""
     import onnxruntime as ort
 
-    from sdk.backends.litert import _interpreter_class
+    from sdk.backends.litert import interpreter_class
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     x_nchw = np.ascontiguousarray(x_nchw[:1], dtype=np.float32)
     ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x_nchw})))
     try:
-        interp = _interpreter_class()(model_content=tflite_bytes)
+        interp = interpreter_class()(model_content=tflite_bytes)
         interp.allocate_tensors()
     except Exception as exc:  # the runtime's verifier rejects a malformed flatbuffer
         raise TfliteConversionError(f"LiteRT cannot load the converted file: {exc}") from None
     interp.set_tensor(interp.get_input_details()[0]["index"],
-                      np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)) if input_nhwc else x_nchw)
+                      to_layout(x_nchw, "nchw", "nhwc") if input_nhwc else x_nchw)
     interp.invoke()
     got = [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
     result: dict[str, tuple[int, str]] = {}
@@ -184,7 +210,7 @@ def _match_outputs(onnx_path: Path, tflite_bytes: bytes, x_nchw: np.ndarray, inp
         for i, arr in enumerate(got):
             views = [("nchw" if want.ndim == 4 else "flat", arr)]
             if want.ndim == 4 and arr.ndim == 4:
-                views.append(("nhwc", arr.transpose(0, 3, 1, 2)))
+                views.append(("nhwc", to_layout(arr, "nhwc", "nchw")))
             for layout, view in views:
                 if view.shape == want.shape:
                     err = float(np.abs(view - want).max()) / span
@@ -208,15 +234,11 @@ def finalize_tflite(tflite_file: Path, onnx_file: Path, meta: ModelMetadata, fac
 
     ``face_nchw``: a real face crop (1, 3, H, W) preprocessed for this model, used to match outputs.
     """
-    fb = _fb()
     raw = tflite_file.read_bytes()
-    model_obj = fb.convert_bytearray_to_object(bytearray(raw))
-    _inline_external_buffers(model_obj, raw)
-    graph = model_obj.subgraphs[0]
+    graph = _fb().convert_bytearray_to_object(bytearray(raw)).subgraphs[0]
     if len(graph.inputs) != 1:
         raise TfliteConversionError(f"{tflite_file} has {len(graph.inputs)} inputs; expected one image tensor")
-    in_tensor = graph.tensors[graph.inputs[0]]
-    in_shape = tuple(int(d) for d in in_tensor.shape)
+    in_shape = tuple(int(d) for d in graph.tensors[graph.inputs[0]].shape)
     spec = meta.input
     if in_shape[1:] == (spec.height, spec.width, 3):
         layout = "nhwc"
@@ -225,22 +247,25 @@ def finalize_tflite(tflite_file: Path, onnx_file: Path, meta: ModelMetadata, fac
     else:
         raise TfliteConversionError(f"TFLite input shape {in_shape} fits neither NCHW nor NHWC {spec.width}x{spec.height}")
     matches = _match_outputs(onnx_file, raw, face_nchw, layout == "nhwc")
-    in_tensor.name = spec.name
     outputs = []
     for out in meta.outputs:
         index, out_layout = matches[out.name]
-        tensor = graph.tensors[graph.outputs[index]]
-        tensor.name = out.name  # onnx2tf calls them e.g. 'PartitionedCall:0'
-        per_sample = tuple(int(d) for d in tensor.shape[1:])
+        per_sample = tuple(int(d) for d in graph.tensors[graph.outputs[index]].shape[1:])
         outputs.append(dataclasses.replace(out, shape=per_sample,
                                            layout=out_layout if out_layout != "flat" else out.layout))
     new_meta = meta.replace(input=dataclasses.replace(spec, layout=layout), outputs=tuple(outputs)).validate()
-    embed_tflite_metadata(model_obj, new_meta)
-    data = bytes(fb.convert_object_to_bytearray(model_obj))
-    if _match_outputs(onnx_file, data, face_nchw, layout == "nhwc") != matches:  # the file as written, re-checked
-        raise TfliteConversionError(f"the re-packed TFLite file no longer matches {onnx_file.name}")
-    with atomic_paths(target) as (tmp,):
-        tmp.write_bytes(data)
+
+    def rename(model_obj) -> None:
+        g = model_obj.subgraphs[0]
+        g.tensors[g.inputs[0]].name = spec.name
+        for out in meta.outputs:  # onnx2tf calls them e.g. 'PartitionedCall:0'
+            g.tensors[g.outputs[matches[out.name][0]]].name = out.name
+
+    def recheck(data: bytes) -> None:  # the file as written, matched once more
+        if _match_outputs(onnx_file, data, face_nchw, layout == "nhwc") != matches:
+            raise TfliteConversionError(f"the re-packed TFLite file no longer matches {onnx_file.name}")
+
+    rewrite_tflite(raw, target, rename, new_meta, check=recheck)
     return new_meta
 
 
@@ -308,7 +333,7 @@ def choose_converter(source, requested: str = "auto") -> str:
     return "onnx2tf"
 
 
-def _float_files(source, onnx_path: Path, converter: str) -> dict[str, Path]:
+def float_files(source, onnx_path: Path, converter: str) -> dict[str, Path]:
     """One conversion per source and converter gives both precisions; the second writer reuses it."""
     workdir = Path(source.workdir) / f"{converter}-{onnx_path.stem}"
     produced = {p: workdir / ("out" if converter == "onnx2tf" else "") / f"model{suffix}"
@@ -328,8 +353,6 @@ def _float_files(source, onnx_path: Path, converter: str) -> dict[str, Path]:
 def write_tflite(source, out_dir: Path, precision: str) -> Path:
     """Writer for ``converters.api``: ``<name>_<precision>.tflite``, output names and layouts checked
     against the source's FP32 ONNX."""
-    from .api import ConversionError, ensure_onnx, output_path, with_precision
-
     if precision not in PRECISIONS:
         raise ConversionError(f"TFLite precision must be one of {PRECISIONS}, got {precision!r}")
     onnx_path = ensure_onnx(source)
@@ -342,15 +365,16 @@ def write_tflite(source, out_dir: Path, precision: str) -> Path:
         proto = onnx.load(str(onnx_path), load_external_data=False)
         meta = reconcile_outputs(meta, [({o.name}, tuple(d.dim_value or None for d in o.type.tensor_type.shape.dim))
                                         for o in proto.graph.output])
-        files = _float_files(source, onnx_path, converter)
+        files = float_files(source, onnx_path, converter)
         target = output_path(source, out_dir, "tflite", precision)
-        finalize_tflite(files[precision], onnx_path, meta, _face_nchw(meta), target)
+        finalize_tflite(files[precision], onnx_path, meta, face_nchw(meta), target)
     except TfliteConversionError as exc:
         raise ConversionError(str(exc)) from None
     return target
 
 
-def _face_nchw(meta: ModelMetadata) -> np.ndarray:
+def face_nchw(meta: ModelMetadata) -> np.ndarray:
+    """One real face crop preprocessed for ``meta``, in NCHW (what output matching compares on)."""
     from .verify import real_face_tensors
 
     return real_face_tensors(meta.replace(input=dataclasses.replace(meta.input, layout="nchw")), 1)
@@ -366,5 +390,6 @@ def _version(package: str) -> str:
 
 
 __all__ = ["PRECISIONS", "TFLITE_CONVERTERS", "TfliteConversionError", "calibration_sample", "choose_converter",
-           "embed_tflite_metadata", "finalize_tflite", "fp16_weights", "run_litert_torch", "run_onnx2tf",
+           "embed_tflite_metadata", "face_nchw", "finalize_tflite", "float_files", "fp16_weights",
+           "inline_external_buffers", "restamp_tflite", "rewrite_tflite", "run_litert_torch", "run_onnx2tf",
            "static_batch_onnx", "write_tflite"]

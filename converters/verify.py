@@ -12,7 +12,7 @@ import numpy as np
 from sdk.backends.base import Backend
 from sdk.metadata import ModelMetadata
 from sdk.predictor import Predictor
-from sdk.preprocess import prepare_batch
+from sdk.preprocess import prepare_batch, to_layout
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Fidelity:
 
 def real_face_tensors(meta: ModelMetadata, count: int = 16) -> np.ndarray:
     """``count`` real faces spread over the AFLW training crops, preprocessed exactly as the Predictor does."""
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
 
     data = load_aflw_faces()
     picks = np.linspace(0, len(data) - 1, count).round().astype(int)
@@ -43,6 +43,6 @@ def compare_backends(reference: Backend, candidate: Backend, tensor: np.ndarray,
 
 def _as_input(predictor: Predictor, tensor: np.ndarray) -> np.ndarray:
     """Reference tensors are NCHW float; a candidate may want NHWC."""
-    if predictor.metadata.input.layout == "nhwc" and tensor.shape[1] == 3:
-        return np.ascontiguousarray(tensor.transpose(0, 2, 3, 1))
+    if tensor.shape[1] == 3:
+        return to_layout(tensor, "nchw", predictor.metadata.input.layout)
     return tensor

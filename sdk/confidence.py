@@ -23,33 +23,32 @@ decoder                     point confidence
 ==========================  ============================================================
 
 Face confidence = mean of its point confidences. Non-finite evidence gives confidence 0.
+Each decoder's rule is named in its entry of the decoder table (``sdk.decoders.DECODERS``),
+so a new decoder cannot validate without one.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import numpy as np
 
-PEAK_DECODERS = ("shr_local_softargmax", "argmax", "argmax_quarter")
 
 
-def informative(decoder: str) -> bool:
-    """Whether the decoder's confidence carries information (False for plain regression)."""
-    return decoder != "regression"
+def softmax_mass_confidence(scores: np.ndarray) -> np.ndarray:
+    """The decoder's score already is a probability (H3R's top-k softmax mass)."""
+    return np.asarray(scores, dtype=np.float64)
 
 
-def point_confidence(decoder: str, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any],
-                     scores: np.ndarray) -> np.ndarray:
-    """(N, L) float32 in [0, 1] for decoder ``decoder`` given its outputs (by role) and scores."""
-    s = np.asarray(scores, dtype=np.float64)
-    if decoder == "h3r_topk":
-        conf = s  # the decoder's score already is the top-k softmax mass
-    elif decoder in PEAK_DECODERS or decoder == "pipnet":
-        conf = np.clip(s, 0.0, 1.0)
-    elif decoder == "regression":
-        conf = np.ones_like(s)
-    else:
-        raise KeyError(f"no confidence rule for decoder {decoder!r}")
+def clipped_confidence(scores: np.ndarray) -> np.ndarray:
+    """A regressed peak or cell score whose target was 1 on the point: clip to [0, 1]."""
+    return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+
+
+def constant_confidence(scores: np.ndarray) -> np.ndarray:
+    """No evidence at all (coordinate regression): 1 everywhere, and the decoder says it is uninformative."""
+    return np.ones_like(np.asarray(scores, dtype=np.float64))
+
+
+def unit_interval(conf: np.ndarray) -> np.ndarray:
+    """Non-finite confidence becomes 0; everything is clipped to [0, 1], float32."""
     conf = np.where(np.isfinite(conf), conf, 0.0)
     return np.clip(conf, 0.0, 1.0).astype(np.float32)
 

@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from .boxes import box_from_landmarks
 from .errors import InputError, ModelLoadError
 
 CASCADE_ENV_VAR = "EDGEMARK_FACE_CASCADE"
@@ -116,10 +117,7 @@ CASCADE_ADAPTER = BoxAdapter(scale_x=1.32, scale_y=1.32, shift_x=-0.0016, shift_
 def landmark_box(points: np.ndarray, to68: tuple[int, ...] | None = None) -> np.ndarray:
     """Box ``[x1, y1, x2, y2]`` around a face's points (its 68-point subset when the scheme maps to
     68): the box the landmark models are trained and evaluated with (AFLW2000-3D protocol)."""
-    pts = np.asarray(points, dtype=np.float64)
-    if to68 is not None:
-        pts = pts[list(to68)]
-    return np.concatenate([pts.min(axis=0), pts.max(axis=0)]).astype(np.float32)
+    return box_from_landmarks(points, to68)
 
 
 def box_adapter_of(detector: object) -> BoxAdapter:

@@ -12,3 +12,11 @@ class InputError(EdgemarkError, ValueError):
 
 class ModelLoadError(EdgemarkError, ValueError):
     """A model file is missing, truncated, corrupt or of an unknown format."""
+
+
+class MetadataError(EdgemarkError, ValueError):
+    """The model's embedded metadata is missing, malformed or inconsistent."""
+
+
+class DecoderParamError(EdgemarkError, ValueError):
+    """A decoder was asked for by a name it does not have, or given parameters it cannot work with."""

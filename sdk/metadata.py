@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import EdgemarkError
+from .decoders import DECODERS
+from .errors import MetadataError
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "edgemark"
@@ -22,10 +23,7 @@ METADATA_KEY = "edgemark"
 OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks")
 COORDINATE_ORIGINS = ("pixel_center", "pixel_corner")
 SIDE_MODES = ("max_wh", "max_wh_plus1", "diag")
-
-
-class MetadataError(EdgemarkError, ValueError):
-    """The model's embedded metadata is missing, malformed or inconsistent."""
+COLOR_ORDERS = ("rgb", "bgr")
 
 
 def _require(cond: bool, message: str) -> None:
@@ -81,7 +79,7 @@ class InputSpec:
         _require(isinstance(self.name, str) and self.name != "", "input.name must be a non-empty string")
         _require(isinstance(self.width, int) and self.width > 0 and isinstance(self.height, int) and self.height > 0,
                  f"input size must be positive integers, got {self.width}x{self.height}")
-        _require(self.color in ("rgb", "bgr"), f"input.color must be 'rgb' or 'bgr', got {self.color!r}")
+        _require(self.color in COLOR_ORDERS, f"input.color must be one of {COLOR_ORDERS}, got {self.color!r}")
         _require(self.layout in ("nchw", "nhwc"), f"input.layout must be 'nchw' or 'nhwc', got {self.layout!r}")
         _require(len(self.mean) == 3 and len(self.std) == 3, "input.mean and input.std need 3 values")
         _require(all(s > 0 for s in self.std), "input.std values must be positive")
@@ -139,8 +137,6 @@ class DecoderSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        from .decoders import DECODERS  # local: decoders import nothing from here
-
         _require(self.name in DECODERS, f"decoder {self.name!r} is unknown; known: {sorted(DECODERS)}")
         DECODERS[self.name].check_params(self.params)
 
@@ -180,8 +176,6 @@ class ModelMetadata:
             out.validate()
         roles = [o.role for o in self.outputs]
         _require(len(set(roles)) == len(roles), f"output roles repeat: {roles}")
-        from .decoders import DECODERS
-
         missing = set(DECODERS[self.decoder.name].roles) - set(roles)
         _require(not missing, f"decoder {self.decoder.name!r} needs outputs with roles {sorted(missing)}")
         return self

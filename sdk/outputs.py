@@ -6,6 +6,7 @@ from typing import Mapping
 import numpy as np
 
 from .metadata import MetadataError, ModelMetadata, OutputSpec
+from .preprocess import to_layout
 
 
 def _matches_shape(spec: OutputSpec, array: np.ndarray) -> bool:
@@ -33,6 +34,6 @@ def outputs_by_role(meta: ModelMetadata, raw: Mapping[str, np.ndarray]) -> dict[
                                     f"{sorted(raw)} and its shape {spec.shape} matches {len(candidates)} of them")
             array = raw[candidates[0]]
         if spec.layout == "nhwc" and array.ndim == 4:
-            array = array.transpose(0, 3, 1, 2)
+            array = to_layout(array, "nhwc", "nchw")
         result[spec.role] = array
     return result

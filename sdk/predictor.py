@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends import Backend, open_backend
-from .confidence import face_confidence, point_confidence
-from .decoders import decode
+from .boxes import unmirror_points
+from .confidence import face_confidence
+from .decoders import decode, point_confidence
 from .errors import EdgemarkError, InputError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
@@ -24,11 +25,6 @@ from .preprocess import prepare_batch, to_image_coords, validate_image
 
 if TYPE_CHECKING:
     from .detection import FaceDetector
-
-# Backends whose run() may be called from several threads at once (ORT sessions are
-# thread-safe). Any other backend is guarded by a lock unless it sets ``thread_safe = True``.
-THREAD_SAFE_BACKENDS = frozenset({"onnxruntime"})
-
 
 @dataclass(frozen=True)
 class PredictorOptions:
@@ -110,7 +106,7 @@ class Predictor:
             self.backend = open_backend(model, backend=opts.backend, threads=opts.threads, metadata=metadata)
         self.metadata: ModelMetadata = self.backend.metadata
         self.model_path = self.backend.path
-        safe = getattr(self.backend, "thread_safe", self.backend.name in THREAD_SAFE_BACKENDS)
+        safe = bool(getattr(self.backend, "thread_safe", False))  # from the format table (sdk.formats)
         self._run_lock = None if safe else threading.Lock()
         self._detector = opts.detector
         self._detector_lock = threading.Lock()
@@ -140,14 +136,13 @@ class Predictor:
             tensor = np.concatenate([tensor, np.flip(tensor, axis=axis)])
         by_role = outputs_by_role(meta, self._run(np.ascontiguousarray(tensor)))
         pts, scores = decode(meta.decoder.name, by_role, meta.decoder.params)
-        conf = point_confidence(meta.decoder.name, by_role, meta.decoder.params, scores)
+        conf = point_confidence(meta.decoder.name, scores)
         if not flip_test:
             return pts, scores, conf
         perm = np.asarray(meta.scheme.flip_permutation())
         # mirroring maps input pixel-centre u to W-1-u, i.e. corner coordinate U to W-U
         edge = meta.input.width - (1.0 if meta.crop.coordinate_origin == "pixel_center" else 0.0)
-        back = pts[n:][:, perm].astype(np.float64)
-        back[..., 0] = edge - back[..., 0]
+        back = unmirror_points(pts[n:], edge, perm)
         avg = ((pts[:n].astype(np.float64) + back) / 2).astype(np.float32)
         return (avg, ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32),
                 ((conf[:n] + conf[n:][:, perm]) / 2).astype(np.float32))

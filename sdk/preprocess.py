@@ -129,6 +129,21 @@ def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr") -> n
     return t
 
 
+_LAYOUT_AXES = {("nchw", "nhwc"): (0, 2, 3, 1), ("nhwc", "nchw"): (0, 3, 1, 2)}
+
+
+def to_layout(tensors: np.ndarray, source: str, target: str) -> np.ndarray:
+    """A 4-D batch moved between ``nchw`` and ``nhwc`` (contiguous; the same array when they agree)."""
+    arr = np.asarray(tensors)
+    if arr.ndim != 4:
+        raise ValueError(f"a layout change needs a 4-D batch (N, C, H, W) or (N, H, W, C), got {arr.shape}")
+    if source == target:
+        return arr
+    if (source, target) not in _LAYOUT_AXES:
+        raise ValueError(f"cannot convert layout {source!r} to {target!r}; layouts: nchw, nhwc")
+    return np.ascontiguousarray(arr.transpose(_LAYOUT_AXES[(source, target)]))
+
+
 def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: CropRule,
                   image_color: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
     """One image, F boxes → (tensor, image→input matrices). Calibration uses this very function."""

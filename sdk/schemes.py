@@ -5,6 +5,8 @@ REFERENCE.md §2; mirror pairs follow each dataset's published point order.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .metadata import LandmarkScheme
 
 # 68-point iBUG/300W mirror pairs.
@@ -68,3 +70,27 @@ def get_scheme(name: str) -> LandmarkScheme:
         return SCHEMES[name]
     except KeyError:
         raise KeyError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES)}") from None
+
+
+def _scheme_name(scheme: str | LandmarkScheme) -> str:
+    return scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
+
+
+def map_landmarks(pred: np.ndarray, from_scheme: str | LandmarkScheme, to_scheme: str | LandmarkScheme) -> np.ndarray:
+    """Re-express ``pred`` ((N, L, 2) or (L, 2)) in another scheme, e.g. WFLW-98 → iBUG-68.
+
+    Lets a 98-point model be scored on a 68-point test set (REFERENCE.md §2 mapping).
+    """
+    src, dst = _scheme_name(from_scheme), _scheme_name(to_scheme)
+    arr = np.asarray(pred)
+    if arr.ndim < 2 or arr.shape[-1] != 2:
+        raise ValueError(f"landmarks must have shape (..., L, 2), got {arr.shape}")
+    src_scheme = from_scheme if isinstance(from_scheme, LandmarkScheme) else SCHEMES.get(src)
+    if src_scheme is not None and arr.shape[-2] != src_scheme.num_points:
+        raise ValueError(f"{arr.shape[-2]} points given but scheme {src!r} has {src_scheme.num_points}")
+    if src == dst:
+        return arr
+    if dst == "ibug68" and src_scheme is not None and src_scheme.to68 is not None:
+        return arr[..., list(src_scheme.to68), :]
+    raise ValueError(f"no landmark mapping from scheme {src!r} to {dst!r} "
+                     f"(known: any scheme with a 68-point mapping → 'ibug68', or identity)")

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .boxes import iou
+from .decoders import DECODERS
 from .detection import IDENTITY_ADAPTER, BoxAdapter, FaceDetector, box_adapter_of, landmark_box
 from .predictor import Prediction, Predictor
 from .preprocess import validate_image
@@ -87,18 +89,6 @@ class OneEuroFilter:
         return self._x.astype(np.float32)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N, 4) and b (M, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 @dataclass
 class _Track:
     track_id: int
@@ -143,7 +133,7 @@ class LandmarkTracker:
         self.match_iou = float(match_iou)
         meta = predictor.metadata
         self._to68 = meta.scheme.to68
-        self._informative = meta.decoder.name != "regression"
+        self._informative = DECODERS[meta.decoder.name].informative
         self.reset()
 
     def reset(self) -> None:
@@ -172,10 +162,10 @@ class LandmarkTracker:
         current = np.array([t.box for t in self._tracks], np.float32).reshape(-1, 4)
         used = set()
         if len(current) and len(boxes):
-            iou = _iou(boxes, current)
-            for d in np.argsort(-iou.max(axis=1)):
-                t = int(np.argmax(iou[d]))
-                if iou[d, t] >= self.match_iou and t not in used:
+            overlap = iou(boxes, current)
+            for d in np.argsort(-overlap.max(axis=1)):
+                t = int(np.argmax(overlap[d]))
+                if overlap[d, t] >= self.match_iou and t not in used:
                     used.add(t)
                     if self._tracks[t].lost:  # the crop slipped: restart from the detector's box
                         self._tracks[t].box = boxes[d]

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic import write_text
 from .errors import InputError
 from .predictor import Predictor
 from .tracking import LandmarkTracker, OneEuroParams
@@ -31,17 +32,19 @@ def open_capture(source: str) -> cv2.VideoCapture:
 
 
 def run_video(source: str, predictor: Predictor, *, out: str | None = None, json_path: str | None = None,
-              redetect_every: int = 30, min_confidence: float = 0.5, smooth: bool = True,
+              redetect_every: int | None = None, min_confidence: float | None = None, smooth: bool = True,
               max_frames: int | None = None, progress: bool = True) -> int:
-    """Track landmarks through ``source``; write ``out`` (mp4v) and ``json_path``; print a summary."""
+    """Track landmarks through ``source``; write ``out`` (mp4v) and ``json_path``; print a summary.
+    ``redetect_every`` / ``min_confidence``: None keeps the tracker's own defaults."""
     from .draw import draw_landmarks
 
     cap = open_capture(source)
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if fps and np.isfinite(fps) and fps > 0 else 30.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    tracker = LandmarkTracker(predictor, redetect_every=redetect_every, min_confidence=min_confidence,
-                              one_euro=OneEuroParams() if smooth else None, fps=fps)
+    chosen = {k: v for k, v in (("redetect_every", redetect_every), ("min_confidence", min_confidence))
+              if v is not None}
+    tracker = LandmarkTracker(predictor, one_euro=OneEuroParams() if smooth else None, fps=fps, **chosen)
     writer = None
     frames_json = []
     n, faces = 0, 0
@@ -82,10 +85,7 @@ def run_video(source: str, predictor: Predictor, *, out: str | None = None, json
     if json_path:
         text = json.dumps({"source": source, "model": str(predictor.model_path), "scheme": predictor.metadata.scheme.name,
                            "fps": fps, "frames": frames_json})
-        if json_path == "-":
-            print(text)
-        else:
-            Path(json_path).write_text(text)
+        write_text(json_path, text)
     if json_path != "-":
         print(f"{n} frames, {faces / n:.2f} face(s) per frame, detector ran on {tracker.detections_run} frames, "
               f"{n / seconds:.1f} frames/s" + (f"; annotated video: {out}" if out else ""))

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.paths import shared_root
+from landmarkdata.paths import shared_root
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -31,7 +31,7 @@ def h3r_checkpoint() -> Path:
 
 @pytest.fixture(scope="session")
 def aflw2000(shared_dir):
-    from benchmarks.datasets import load_aflw2000_3d
+    from landmarkdata.datasets import load_aflw2000_3d
 
     return load_aflw2000_3d(limit=24)
 
@@ -39,6 +39,7 @@ def aflw2000(shared_dir):
 @pytest.fixture(scope="session")
 def h3r_onnx(tmp_path_factory, h3r_checkpoint) -> Path:
     """The official H3R-128 weights converted once per session through the public API."""
+    pytest.importorskip("torch", reason="converting the official checkpoint needs the converter stack")
     from converters.api import convert, load_source
 
     out = tmp_path_factory.mktemp("h3r_onnx")
@@ -47,10 +48,29 @@ def h3r_onnx(tmp_path_factory, h3r_checkpoint) -> Path:
     return result.path
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "sdk" / "models"
+
+
+@pytest.fixture(scope="session")
+def runtime_onnx() -> Path:
+    """The bundled default model (real, trained): what the runtime tests run on, with no torch needed."""
+    pytest.importorskip("onnxruntime", reason="the runtime tests run the bundled ONNX model on ONNX Runtime")
+    from sdk.predictor import DEFAULT_MODEL
+
+    return SHIPPED_MODELS / DEFAULT_MODEL
+
+
+def needs_workstation(*modules: str) -> None:
+    """Skip the calling test module unless the converter stack is installed (runtime-only installs)."""
+    for module in modules:
+        pytest.importorskip(module, reason=f"{module} is part of the workstation stack (pip install "
+                                           "'edgemark[convert]'); the runtime tests run without it")
+
+
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory) -> Path:
-    """A randomly initialised 64-px H3R-style model with 98 points: fast to export and run anywhere."""
-    import torch
+    """A randomly initialised 64-px H3R-style model with 98 points, exported by the converters."""
+    torch = pytest.importorskip("torch", reason="tiny models are built with the converter stack")
 
     from converters.architectures import get_arch
     from converters.to_onnx import export_onnx

@@ -140,9 +140,9 @@ def test_pareto_front():
 
 
 def test_discovery_takes_every_format_the_sdk_can_open(tmp_path):
-    from sdk.backends import _REGISTRY
+    from sdk.formats import all_extensions
 
-    exts = {e for _, _, es in _REGISTRY.values() for e in es}
+    exts = set(all_extensions())
     for name in ("a.onnx", "b.xml", "b.bin", "c.tflite", "notes.txt", "weights.pth"):
         (tmp_path / name).write_bytes(b"x")
     found = {p.name for p in discover_models([tmp_path])}
@@ -154,7 +154,8 @@ def test_discovery_takes_every_format_the_sdk_can_open(tmp_path):
 
 def test_bench_without_peers_does_not_import_torch():
     code = ("import sys, benchmarks.bench, benchmarks.report, benchmarks.peers, benchmarks.graph_stats, "
-            "benchmarks.machine, sdk.cli; sdk.cli.build_parser(); "
+            "benchmarks.machine, benchmarks.commands, argparse; "
+            "benchmarks.commands.add_bench_arguments(argparse.ArgumentParser()); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -259,7 +260,7 @@ def test_schema_validation_names_what_is_missing(tmp_path):
 
 def test_300w_folder_gives_common_and_challenge_numbers(tmp_path, tiny_onnx, shared_dir):
     """A 300W-style folder (faces from AFLW2000-3D written as .pts under lfpw/ and ibug/)."""
-    from benchmarks.datasets import load_300w_folder, load_aflw2000_3d
+    from landmarkdata.datasets import load_300w_folder, load_aflw2000_3d
 
     faces = load_aflw2000_3d(limit=4)
     for i, folder in enumerate(("lfpw", "lfpw", "ibug", "ibug")):

@@ -23,8 +23,8 @@ def _jobs(n: int = 24):
     return jobs
 
 
-def test_eight_threads_match_serial(tiny_onnx):
-    p = Predictor(tiny_onnx, threads=1)
+def test_eight_threads_match_serial(runtime_onnx):
+    p = Predictor(runtime_onnx, threads=1)
     jobs = _jobs()
     serial = [p.predict(img, box, flip_test=flip) for img, box, flip in jobs]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -35,11 +35,11 @@ def test_eight_threads_match_serial(tiny_onnx):
                 np.testing.assert_array_equal(s.point_confidence, q.point_confidence)
 
 
-def test_eight_threads_with_detection_match_serial(tiny_onnx, aflw2000):
+def test_eight_threads_with_detection_match_serial(runtime_onnx, aflw2000):
     """The default detector (numpy cascade) is stateless too."""
     from sdk import PredictorOptions
 
-    p = Predictor(tiny_onnx, options=PredictorOptions(threads=1, min_face_confidence=0.0))
+    p = Predictor(runtime_onnx, options=PredictorOptions(threads=1, min_face_confidence=0.0))
     images = [aflw2000.load_image(i) for i in range(4)] * 2
     serial = [p.predict(img) for img in images]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -84,8 +84,8 @@ class _CountingBackend(Backend):
                 self.inside -= 1
 
 
-def test_unknown_backends_are_serialised(tiny_onnx):
-    backend = _CountingBackend(open_backend(tiny_onnx, threads=1))
+def test_unknown_backends_are_serialised(runtime_onnx):
+    backend = _CountingBackend(open_backend(runtime_onnx, threads=1))
     p = Predictor(backend)
     jobs = _jobs(16)
     serial = [p.predict(img, box) for img, box, _ in jobs]
@@ -96,8 +96,8 @@ def test_unknown_backends_are_serialised(tiny_onnx):
         np.testing.assert_array_equal(s.landmarks, q.landmarks)
 
 
-def test_backends_can_declare_themselves_thread_safe(tiny_onnx):
-    backend = _CountingBackend(open_backend(tiny_onnx, threads=1))
+def test_backends_can_declare_themselves_thread_safe(runtime_onnx):
+    backend = _CountingBackend(open_backend(runtime_onnx, threads=1))
     backend.thread_safe = True
     p = Predictor(backend)
     jobs = _jobs(16)

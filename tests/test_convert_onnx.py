@@ -5,12 +5,14 @@ import json
 
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
 import torch
 
 from converters.api import ConversionError, convert, load_source
-from converters.atomic import atomic_paths
+from sdk.atomic import atomic_paths
 from converters.checkpoints import CheckpointMismatchError
-from sdk.cli import main
+from edgemark_cli import main
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks import paths
-from benchmarks.datasets import (
+from landmarkdata import paths
+from sdk.schemes import map_landmarks
+from landmarkdata.datasets import (
     DATASETS,
     DatasetFormatError,
     FaceSample,
@@ -22,7 +23,6 @@ from benchmarks.datasets import (
     load_coco_keypoints,
     load_dataset,
     load_wflw_annotations,
-    map_landmarks,
     read_pts,
 )
 from sdk.schemes import WFLW98_TO_68
@@ -61,7 +61,11 @@ def test_shared_root_env_and_missing(monkeypatch, tmp_path):
     assert str(tmp_path / "nope" / "x.npy") in str(info.value)
     assert isinstance(info.value, FileNotFoundError)
     monkeypatch.delenv("EDGEMARK_SHARED")
-    assert paths.shared_root() == Path(paths.__file__).resolve().parent.parent.parent / "shared"
+    # unset: the shared/ beside the working directory or one of its parents, not the install location
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "checkout" / "tests").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "tests")
+    assert paths.shared_root() == (tmp_path / "shared").resolve()
 
 
 # ------------------------------------------------------------------ 300W

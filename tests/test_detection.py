@@ -112,7 +112,7 @@ def test_cascade_accepts_gray_and_rejects_float():
 
 
 def test_cascade_finds_real_frontal_faces(aflw2000):
-    from benchmarks.detector_adapter import iou
+    from sdk.boxes import iou
 
     det = CascadeDetector(engine="numpy")
     frontal = [i for i in range(len(aflw2000)) if aflw2000.yaws[i] < 20][:6]
@@ -125,13 +125,13 @@ def test_cascade_finds_real_frontal_faces(aflw2000):
     assert found >= len(frontal) - 1
 
 
-def test_detect_then_refine_is_nearly_as_good_as_ground_truth_boxes(h3r_onnx, aflw2000):
+def test_detect_then_refine_is_nearly_as_good_as_ground_truth_boxes(runtime_onnx, aflw2000):
     """Detection (adapter) + one landmark re-crop lands close to the NME of ground-truth boxes."""
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
 
     frontal = [i for i in range(len(aflw2000)) if aflw2000.yaws[i] < 30][:8]
-    from benchmarks.detector_adapter import iou
+    from sdk.boxes import iou
 
     det = CascadeDetector(engine="numpy")
     found = [i for i in frontal if (lambda b: len(b) and iou(b, aflw2000.boxes[i]).max() >= 0.3)(
@@ -139,7 +139,7 @@ def test_detect_then_refine_is_nearly_as_good_as_ground_truth_boxes(h3r_onnx, af
     assert len(found) >= 5
     errs = {0: [], 1: [], "gt": []}
     for refine in (0, 1):
-        p = Predictor(h3r_onnx, options=PredictorOptions(refine=refine))
+        p = Predictor(runtime_onnx, options=PredictorOptions(refine=refine))
         for i in found:
             gt = aflw2000.landmarks[i][None]
             r = p.predict(aflw2000.load_image(i))
@@ -186,10 +186,10 @@ def test_fixed_detector_satisfies_protocol():
     assert box_adapter_of(FixedDetector([], [])) is IDENTITY_ADAPTER
 
 
-def test_predict_without_boxes_uses_detector_and_its_adapter(tiny_onnx, face_image):
+def test_predict_without_boxes_uses_detector_and_its_adapter(runtime_onnx, face_image):
     adapter = BoxAdapter(scale_x=1.1, scale_y=1.2, shift_x=0.0, shift_y=0.1)
     det = FixedDetector([[20, 30, 120, 130], [130, 40, 200, 110]], [5, 3], adapter)
-    p = Predictor(tiny_onnx, options=PredictorOptions(detector=det, refine=0, min_face_confidence=0.0))
+    p = Predictor(runtime_onnx, options=PredictorOptions(detector=det, refine=0, min_face_confidence=0.0))
     result = p.predict(face_image)
     assert det.calls == 1 and len(result) == 2
     np.testing.assert_allclose(result.boxes, adapter.apply(det.boxes))
@@ -198,51 +198,51 @@ def test_predict_without_boxes_uses_detector_and_its_adapter(tiny_onnx, face_ima
     np.testing.assert_array_equal(result.landmarks, given.landmarks)
 
 
-def test_refine_recrops_from_the_landmarks(tiny_onnx, face_image):
+def test_refine_recrops_from_the_landmarks(runtime_onnx, face_image):
     from sdk.detection import landmark_box
 
     det = FixedDetector([[20, 30, 120, 130]], [5])
-    first = Predictor(tiny_onnx, options=PredictorOptions(detector=det, refine=0, min_face_confidence=0)).predict(face_image)
-    refined = Predictor(tiny_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(face_image)
+    first = Predictor(runtime_onnx, options=PredictorOptions(detector=det, refine=0, min_face_confidence=0)).predict(face_image)
+    refined = Predictor(runtime_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(face_image)
     assert PredictorOptions().refine == 1
-    box = landmark_box(first.landmarks[0], Predictor(tiny_onnx).metadata.scheme.to68)
+    box = landmark_box(first.landmarks[0], Predictor(runtime_onnx).metadata.scheme.to68)
     np.testing.assert_allclose(refined.boxes[0], box, atol=1e-4)
     np.testing.assert_array_equal(refined.extra["detector_boxes"], det.boxes)
 
 
-def test_detections_the_landmark_model_does_not_believe_are_dropped(h3r_onnx, aflw2000):
+def test_detections_the_landmark_model_does_not_believe_are_dropped(runtime_onnx, aflw2000):
     """A real face and a 'face' on a flat patch: only the real one comes back; the other is reported."""
     i = next(i for i in range(len(aflw2000)) if aflw2000.yaws[i] < 20)
     image = aflw2000.load_image(i).copy()
     image[:100, :100] = 128
     det = FixedDetector([aflw2000.boxes[i], [5, 5, 95, 95]], [9, 3])
-    r = Predictor(h3r_onnx, detector=det).predict(image)
+    r = Predictor(runtime_onnx, detector=det).predict(image)
     assert len(r) == 1 and r.face_confidence[0] >= 0.5
     np.testing.assert_array_equal(r.extra["detector_boxes"], det.boxes[:1])
     np.testing.assert_array_equal(r.extra["rejected_detections"], det.boxes[1:])
     assert r.extra["rejected_confidence"][0] < 0.5
-    everything = Predictor(h3r_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(image)
+    everything = Predictor(runtime_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(image)
     assert len(everything) == 2
 
 
-def test_no_face_gives_empty_prediction(tiny_onnx, face_image):
-    p = Predictor(tiny_onnx, detector=FixedDetector(np.zeros((0, 4)), []))
+def test_no_face_gives_empty_prediction(runtime_onnx, face_image):
+    p = Predictor(runtime_onnx, detector=FixedDetector(np.zeros((0, 4)), []))
     r = p.predict(face_image)
     assert r.landmarks.shape == (0, 98, 2) and r.scores.shape == (0, 98) and r.boxes.shape == (0, 4)
     assert r.point_confidence.shape == (0, 98) and r.face_confidence.shape == (0,) and len(r) == 0
     # the default detector on a flat image: also empty, not an error
-    assert len(Predictor(tiny_onnx).predict(np.full((120, 160, 3), 90, np.uint8))) == 0
+    assert len(Predictor(runtime_onnx).predict(np.full((120, 160, 3), 90, np.uint8))) == 0
     # an explicit (0, 4) box array too
-    assert Predictor(tiny_onnx).predict(face_image, np.zeros((0, 4), np.float32)).landmarks.shape == (0, 98, 2)
+    assert Predictor(runtime_onnx).predict(face_image, np.zeros((0, 4), np.float32)).landmarks.shape == (0, 98, 2)
 
 
-def test_garbage_detector_boxes_are_dropped(tiny_onnx, face_image):
+def test_garbage_detector_boxes_are_dropped(runtime_onnx, face_image):
     det = FixedDetector([[np.nan, 0, 10, 10], [50, 50, 40, 60], [10, 10, 90, 90]], [1, 1, 1])
-    r = Predictor(tiny_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(face_image)
+    r = Predictor(runtime_onnx, options=PredictorOptions(detector=det, min_face_confidence=0)).predict(face_image)
     assert len(r) == 1 and np.isfinite(r.landmarks).all()
 
 
-def test_rgb_input_is_detected_as_bgr(tiny_onnx, face_image):
+def test_rgb_input_is_detected_as_bgr(runtime_onnx, face_image):
     seen = []
 
     class Spy(FixedDetector):
@@ -250,16 +250,16 @@ def test_rgb_input_is_detected_as_bgr(tiny_onnx, face_image):
             seen.append(image_bgr.copy())
             return super().detect(image_bgr)
 
-    p = Predictor(tiny_onnx, options=PredictorOptions(detector=Spy([[10, 10, 90, 90]], [1]), min_face_confidence=0))
+    p = Predictor(runtime_onnx, options=PredictorOptions(detector=Spy([[10, 10, 90, 90]], [1]), min_face_confidence=0))
     p.predict(np.ascontiguousarray(face_image[..., ::-1]), color="rgb")
     np.testing.assert_array_equal(seen[0], face_image)
 
 
-def test_predict_without_boxes_on_real_photo(h3r_onnx, aflw2000):
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+def test_predict_without_boxes_on_real_photo(runtime_onnx, aflw2000):
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
 
-    p = Predictor(h3r_onnx)
+    p = Predictor(runtime_onnx)
     i = next(i for i in range(len(aflw2000)) if aflw2000.yaws[i] < 15)
     r = p.predict(aflw2000.load_image(i))
     assert len(r) >= 1
@@ -272,9 +272,9 @@ def test_predict_without_boxes_on_real_photo(h3r_onnx, aflw2000):
 
 
 # --- the boxes-given path is unchanged -----------------------------------------------------------
-def test_boxes_given_path_matches_the_original_pipeline(tiny_onnx, face_image):
+def test_boxes_given_path_matches_the_original_pipeline(runtime_onnx, face_image):
     """Same numbers as the pipeline before detection/confidence existed: warp → run → decode → unwarp."""
-    p = Predictor(tiny_onnx)
+    p = Predictor(runtime_onnx)
     boxes = np.array([[10, 10, 100, 120], [120, 40, 230, 180]], np.float32)
     meta = p.metadata
     tensor, m = prepare_batch(face_image, boxes, meta.input, meta.crop)
@@ -288,10 +288,10 @@ def test_boxes_given_path_matches_the_original_pipeline(tiny_onnx, face_image):
 
 
 # --- accuracy mode: flip test ------------------------------------------------------------------
-def test_flip_test_is_mirror_symmetric(tiny_onnx, face_image):
+def test_flip_test_is_mirror_symmetric(runtime_onnx, face_image):
     """Flip-averaged landmarks of a mirrored image are the mirrored landmarks (exact geometry check
     of the un-mirroring and the point permutation)."""
-    p = Predictor(tiny_onnx)
+    p = Predictor(runtime_onnx)
     w = face_image.shape[1]
     box = np.array([[30, 25, 150, 160]], np.float32)
     mirror_box = np.array([[w - 1 - box[0, 2], box[0, 1], w - 1 - box[0, 0], box[0, 3]]], np.float32)
@@ -307,11 +307,11 @@ def test_flip_test_is_mirror_symmetric(tiny_onnx, face_image):
     np.testing.assert_array_equal(p.predict(face_image, box).landmarks, p.predict(face_image, box, flip_test=False).landmarks)
 
 
-def test_flip_test_does_not_hurt_real_accuracy(h3r_onnx, aflw2000):
-    from benchmarks.evaluate import evaluate
+def test_flip_test_does_not_hurt_real_accuracy(runtime_onnx, aflw2000):
+    from landmarkdata.evaluate import evaluate
 
-    plain = evaluate(Predictor(h3r_onnx), aflw2000, progress=False)["nme"]
-    flipped = evaluate(Predictor(h3r_onnx, flip_test=True), aflw2000, progress=False)["nme"]
+    plain = evaluate(Predictor(runtime_onnx), aflw2000, progress=False)["nme"]
+    flipped = evaluate(Predictor(runtime_onnx, flip_test=True), aflw2000, progress=False)["nme"]
     assert flipped < plain + 0.05
 
 

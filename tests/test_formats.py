@@ -37,7 +37,7 @@ from converters.verify import real_face_tensors  # noqa: E402
 from sdk.backends import backend_for_path, open_backend  # noqa: E402
 from sdk.backends.litert import _to_float, _to_input  # noqa: E402
 from sdk.backends.tflite_flatbuffer import read_metadata_entries  # noqa: E402
-from sdk.cli import main  # noqa: E402
+from edgemark_cli import main  # noqa: E402
 from sdk.errors import ModelLoadError  # noqa: E402
 from sdk.metadata import METADATA_KEY, MetadataError, ModelMetadata  # noqa: E402
 from sdk.outputs import outputs_by_role  # noqa: E402

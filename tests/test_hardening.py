@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdk import EdgemarkError, InputError, MetadataError, ModelLoadError, Predictor
-from sdk.confidence import point_confidence
+from sdk.decoders import point_confidence
 from sdk.decoders import decode, pipnet_neighbour_tables
 from sdk.metadata import CropRule, InputSpec
 from sdk.preprocess import prepare_batch
@@ -60,8 +60,8 @@ def test_any_valid_box_gives_a_finite_tensor(h, w, box):
     assert np.isfinite(tensor).all() and np.isfinite(m).all()
 
 
-def test_non_contiguous_images_give_the_same_landmarks(tiny_onnx, face_image):
-    p = Predictor(tiny_onnx)
+def test_non_contiguous_images_give_the_same_landmarks(runtime_onnx, face_image):
+    p = Predictor(runtime_onnx)
     box = [[20, 20, 140, 150]]
     flipped_view = face_image[:, ::-1]
     assert not flipped_view.flags.c_contiguous
@@ -74,8 +74,8 @@ def test_non_contiguous_images_give_the_same_landmarks(tiny_onnx, face_image):
 
 
 @pytest.mark.parametrize("box", [[0, 0, 1e6, 1e6], [-1e5, -1e5, 1e5, 1e5], [50, 50, 50.01, 50.01], [10, 10, 11, 11]])
-def test_huge_and_tiny_boxes_give_finite_landmarks(tiny_onnx, face_image, box):
-    r = Predictor(tiny_onnx).predict(face_image, [box])
+def test_huge_and_tiny_boxes_give_finite_landmarks(runtime_onnx, face_image, box):
+    r = Predictor(runtime_onnx).predict(face_image, [box])
     assert np.isfinite(r.landmarks).all()
     assert ((0 <= r.point_confidence) & (r.point_confidence <= 1)).all()
 
@@ -87,9 +87,9 @@ def test_huge_and_tiny_boxes_give_finite_landmarks(tiny_onnx, face_image, box):
     ([[0, 0, 10], [0, 0, 10, 10]], "must be numbers"),
     (object(), "must be numbers"),
 ])
-def test_more_bad_boxes(tiny_onnx, face_image, boxes, message):
+def test_more_bad_boxes(runtime_onnx, face_image, boxes, message):
     with pytest.raises(InputError, match=message):
-        Predictor(tiny_onnx).predict(face_image, boxes)
+        Predictor(runtime_onnx).predict(face_image, boxes)
 
 
 @pytest.mark.parametrize("image, message", [
@@ -99,8 +99,8 @@ def test_more_bad_boxes(tiny_onnx, face_image, boxes, message):
     (np.zeros((40, 40, 1), np.uint8), "HxWx3"),
     (None, "numpy array"),
 ])
-def test_more_bad_images_with_and_without_boxes(tiny_onnx, image, message):
-    p = Predictor(tiny_onnx)
+def test_more_bad_images_with_and_without_boxes(runtime_onnx, image, message):
+    p = Predictor(runtime_onnx)
     with pytest.raises(InputError, match=message):
         p.predict(image, [[0, 0, 10, 10]])
     with pytest.raises(InputError, match=message):
@@ -130,7 +130,7 @@ def test_heatmap_decoders_stay_inside_the_map(shape, seed, scale, name, stride):
     # inside the area the map covers: cell centres 0..W-1, cell edges ±0.5
     assert (pts[..., 0] >= -0.5 * stride).all() and (pts[..., 0] <= (w - 0.5) * stride).all()
     assert (pts[..., 1] >= -0.5 * stride).all() and (pts[..., 1] <= (h - 0.5) * stride).all()
-    conf = point_confidence(name, {"heatmap": maps}, params, scores)
+    conf = point_confidence(name, scores)
     assert conf.shape == (n, l) and ((conf >= 0) & (conf <= 1)).all()
 
 
@@ -158,7 +158,7 @@ def test_pipnet_decoder_stays_inside_the_map(n, h, w, seed, nb, wild):
     assert np.isfinite(pts).all() and np.isfinite(scores).all()
     if not wild:
         assert (pts >= 0).all() and (pts[..., 0] <= w * 8).all() and (pts[..., 1] <= h * 8).all()
-    conf = point_confidence("pipnet", out, params, scores)
+    conf = point_confidence("pipnet", scores)
     assert ((conf >= 0) & (conf <= 1)).all()
 
 
@@ -173,14 +173,14 @@ def test_regression_decoder_stays_inside_the_input(n, l, seed, centered, layout)
                          {"input_width": 112, "input_height": 96, "normalized": True, "centered": centered})
     assert pts.shape == (n, l, 2) and np.isfinite(pts).all()
     assert (pts >= -1e-4).all() and (pts[..., 0] <= 112 + 1e-3).all() and (pts[..., 1] <= 96 + 1e-3).all()
-    assert np.array_equal(point_confidence("regression", {}, {}, scores), np.ones((n, l), np.float32))
+    assert np.array_equal(point_confidence("regression", scores), np.ones((n, l), np.float32))
 
 
 def test_nan_maps_give_zero_confidence():
     maps = np.full((1, 2, 4, 4), np.nan, np.float32)
     for name in ("h3r_topk", "argmax"):
         _, scores = decode(name, {"heatmap": maps}, {"stride": 4.0})
-        assert (point_confidence(name, {"heatmap": maps}, {"topk": 9}, scores) == 0).all()
+        assert (point_confidence(name, scores) == 0).all()
 
 
 # --- the Predictor never returns NaN landmarks silently ------------------------------------------
@@ -200,8 +200,8 @@ def test_predictor_outputs_are_finite_and_confidences_bounded(tiny_predictor, fa
 
 
 @pytest.fixture(scope="module")
-def tiny_predictor(tiny_onnx):
-    return Predictor(tiny_onnx, threads=1)
+def tiny_predictor(runtime_onnx):
+    return Predictor(runtime_onnx, threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -209,16 +209,16 @@ def face_image_fixed():
     return np.random.default_rng(0).integers(0, 255, size=(200, 240, 3), dtype=np.uint8)
 
 
-def test_nan_model_outputs_raise_instead_of_returning_nan(tiny_onnx, face_image):
+def test_nan_model_outputs_raise_instead_of_returning_nan(runtime_onnx, face_image):
     from sdk.backends import open_backend
 
-    inner = open_backend(tiny_onnx)
+    inner = open_backend(runtime_onnx)
 
     class NaNBackend(type(inner)):
         def run(self, tensor):
             return {k: np.full_like(v, np.nan) for k, v in super().run(tensor).items()}
 
-    nan_backend = NaNBackend(tiny_onnx)
+    nan_backend = NaNBackend(runtime_onnx)
     with pytest.raises(EdgemarkError, match="non-finite landmarks"):
         Predictor(nan_backend).predict(face_image, [[10, 10, 100, 100]])
 
@@ -239,10 +239,10 @@ def test_corrupt_empty_and_directory_model_files(tmp_path):
         Predictor(folder)
 
 
-def test_malformed_metadata_json(tiny_onnx, tmp_path):
-    import onnx
+def test_malformed_metadata_json(runtime_onnx, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="editing an ONNX file needs the onnx package (workstation stack)")
 
-    model = onnx.load(str(tiny_onnx))
+    model = onnx.load(str(runtime_onnx))
     for prop in model.metadata_props:
         if prop.key == "edgemark":
             prop.value = "{not json"
@@ -253,17 +253,19 @@ def test_malformed_metadata_json(tiny_onnx, tmp_path):
 
 
 # --- CLI -----------------------------------------------------------------------------------------
-def test_cli_corrupt_image(tiny_onnx, tmp_path, capsys):
-    from sdk.cli import main
+def test_cli_corrupt_image(runtime_onnx, tmp_path, capsys):
+    from edgemark_cli import main
 
     bad = tmp_path / "photo.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
-    with pytest.raises(SystemExit, match="cannot read image"):
-        main(["predict", str(bad), "--model", str(tiny_onnx)])
+    assert main(["predict", str(bad), "--model", str(runtime_onnx)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgemark predict: cannot read image") and len(err.strip().splitlines()) == 1
 
 
 def test_cli_unknown_architecture(tmp_path, capsys):
-    from sdk.cli import main
+    pytest.importorskip("torch", reason="edgemark convert needs the converter stack")
+    from edgemark_cli import main
 
     ckpt = tmp_path / "model.pth"
     ckpt.write_bytes(b"not a checkpoint")
@@ -282,8 +284,8 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux) to read RSS")
-def test_memory_is_flat_over_many_predictions(tiny_onnx):
-    p = Predictor(tiny_onnx, threads=1)
+def test_memory_is_flat_over_many_predictions(runtime_onnx):
+    p = Predictor(runtime_onnx, threads=1)
     image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
     boxes = np.array([[10, 10, 90, 100], [60, 20, 150, 110]], np.float32)
     for _ in range(200):  # warm-up: allocator arenas and caches settle

@@ -17,9 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+pytest.importorskip("onnx", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+
 from calibration import CalibrationSourceError, build_calibration_set, load_boxes_file
 from calibration.readers import (ONNX2TF_CALIBRATION_FILE, ort_reader, tflite_representative_dataset,
                                  write_onnx2tf_calibration)
+from converters.formats import writer_for
+from sdk.formats import FORMATS
 from converters.int8.scope import FloatScope, GraphNode
 
 SIZE, POINTS = 64, 8
@@ -97,7 +102,7 @@ def test_calibration_set_reproducible_from_seed(shared_dir, tiny_meta, tmp_path)
 
 
 def test_calibration_uses_the_predictors_preprocessing(shared_dir, tiny_meta):
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
     from sdk.preprocess import prepare_batch
 
     cs = build_calibration_set(tiny_meta, size=4, val_size=2, seed=0, use_cache=False, progress=False)
@@ -199,8 +204,8 @@ def _check_budget_outcomes(source, fmt, tmp_path, cache_dir, **kw):
     """Loose budget: the first rung is kept and stamped. Impossible budget: typed error listing every attempt."""
     from converters.int8 import Int8BudgetError, quantize_with_budget
 
-    ext = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite"}[fmt]
-    ok = quantize_with_budget(source, fmt, tmp_path / f"ok{ext}",
+    ext = FORMATS[fmt].extension
+    ok = quantize_with_budget(source, writer_for(fmt), tmp_path / f"ok{ext}",
                               _options(cache_dir, max_nme_increase=1000.0, levels=(0, 1), **kw))
     assert ok.path.is_file() and len(ok.attempts) == 1 and ok.recipe.float_level == 0
     extra = _extra(ok.path)
@@ -208,7 +213,7 @@ def _check_budget_outcomes(source, fmt, tmp_path, cache_dir, **kw):
     assert extra["calibration"]["size"] == 16 and extra["calibration"]["source"] == "aflw-faces"
     assert extra["validation"]["budget"] == 1000.0
     with pytest.raises(Int8BudgetError) as info:
-        quantize_with_budget(source, fmt, tmp_path / f"fail{ext}", _options(cache_dir, max_nme_increase=0.0,
+        quantize_with_budget(source, writer_for(fmt), tmp_path / f"fail{ext}", _options(cache_dir, max_nme_increase=0.0,
                                                                             levels=(0, 1), **kw))
     err = info.value
     assert [a.recipe.float_level for a in err.attempts] == [0, 1]
@@ -229,7 +234,7 @@ def test_onnxruntime_int8(shared_dir, tiny_source, tmp_path, cache_dir):
     # Level 1 keeps the output conv float: its weight is a plain float initializer, not dequantized.
     from converters.int8 import quantize_with_budget
 
-    lvl1 = quantize_with_budget(tiny_source, "onnx", tmp_path / "l1.onnx", _options(cache_dir, levels=(1,)))
+    lvl1 = quantize_with_budget(tiny_source, writer_for("onnx"), tmp_path / "l1.onnx", _options(cache_dir, levels=(1,)))
     nodes = onnx.load(str(lvl1.path)).graph.node
     conv = [n for n in nodes if n.op_type == "Conv"][-1]  # the conv that writes the heat maps
     assert not conv.input[1].endswith("DequantizeLinear_Output")
@@ -251,10 +256,10 @@ def test_naive_baseline_and_decoder_swap(shared_dir, tiny_source, tmp_path, cach
     import onnx
 
     from converters.int8 import quantize_with_budget
-    from converters.int8.baseline import copy_with_decoder
+    from converters.baseline import copy_with_decoder
     from sdk.backends import open_backend
 
-    naive = quantize_with_budget(tiny_source, "onnx", tmp_path / "naive.onnx", _options(cache_dir, recipe="naive"))
+    naive = quantize_with_budget(tiny_source, writer_for("onnx"), tmp_path / "naive.onnx", _options(cache_dir, recipe="naive"))
     assert naive.recipe.label == "naive" and naive.recipe.quantize_outputs
     out_q = [n for n in onnx.load(str(naive.path)).graph.node if n.output[0] == "heatmap"]
     assert out_q and out_q[0].op_type == "DequantizeLinear"  # the heat map itself is rounded to INT8
@@ -276,9 +281,9 @@ def test_tflite_int8_and_quantized_io(shared_dir, tiny_source, tmp_path, cache_d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ok = _check_budget_outcomes(tiny_source, "tflite", tmp_path, cache_dir)
-        io8 = quantize_with_budget(tiny_source, "tflite", tmp_path / "io8.tflite", _options(cache_dir, io="int8",
+        io8 = quantize_with_budget(tiny_source, writer_for("tflite"), tmp_path / "io8.tflite", _options(cache_dir, io="int8",
                                                                                           levels=(0,)))
-        lvl1 = quantize_with_budget(tiny_source, "tflite", tmp_path / "l1.tflite", _options(cache_dir, levels=(1,)))
+        lvl1 = quantize_with_budget(tiny_source, writer_for("tflite"), tmp_path / "l1.tflite", _options(cache_dir, levels=(1,)))
     assert _int8_convs(open_backend(lvl1.path).interpreter) == (40, 41)  # the output conv stays float
     backend = open_backend(ok.path)
     assert _int8_convs(backend.interpreter) == (41, 41)  # every conv runs an int8 kernel (level 0)
@@ -289,7 +294,7 @@ def test_tflite_int8_and_quantized_io(shared_dir, tiny_source, tmp_path, cache_d
     assert b8.metadata.input.dtype == "int8" and b8.metadata.input.quant_scale > 0
     assert b8.metadata.outputs[0].quant_scale > 0
     # The Predictor hides the I/O type: same landmarks from the float-I/O and int8-I/O files.
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
 
     data = load_aflw_faces(limit=400)
     boxes = data.boxes[::50]
@@ -313,7 +318,7 @@ def test_cli_convert_int8(shared_dir, tmp_path, monkeypatch, capsys):
     torch = pytest.importorskip("torch")
     from converters.architectures import get_arch
     from converters.to_onnx import export_onnx
-    from sdk.cli import main
+    from edgemark_cli import main
 
     monkeypatch.setenv("EDGEMARK_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)

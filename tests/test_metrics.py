@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.metrics import (
+from landmarkdata.metrics import (
     aflw2000_3d_report,
     auc,
     box_normaliser,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 from sdk import InputError, MetadataError, ModelLoadError, Predictor
@@ -34,8 +33,8 @@ def test_warp_puts_an_image_point_where_the_mapping_says():
 
 
 # --- Predictor behaviour -------------------------------------------------------------------
-def test_several_faces_equal_one_by_one(tiny_onnx, face_image):
-    p = Predictor(tiny_onnx, threads=1)
+def test_several_faces_equal_one_by_one(runtime_onnx, face_image):
+    p = Predictor(runtime_onnx, threads=1)
     boxes = np.array([[10, 10, 100, 120], [120, 40, 230, 180], [50, 60, 90, 100]], np.float32)
     together = p.predict(face_image, boxes)
     assert together.landmarks.shape == (3, 98, 2) and together.landmarks.dtype == np.float32
@@ -46,9 +45,9 @@ def test_several_faces_equal_one_by_one(tiny_onnx, face_image):
         np.testing.assert_allclose(single.landmarks[0], together.landmarks[i], atol=1e-3)
 
 
-def test_box_partly_outside_matches_padded_image(tiny_onnx, face_image):
+def test_box_partly_outside_matches_padded_image(runtime_onnx, face_image):
     """Off-image parts of the crop are black: same as predicting on a black-padded copy."""
-    p = Predictor(tiny_onnx)
+    p = Predictor(runtime_onnx)
     box = np.array([[-40, -25, 80, 90]], np.float32)
     pad = 100
     padded = np.zeros((face_image.shape[0] + 2 * pad, face_image.shape[1] + 2 * pad, 3), np.uint8)
@@ -59,8 +58,8 @@ def test_box_partly_outside_matches_padded_image(tiny_onnx, face_image):
     np.testing.assert_allclose(a, b, atol=0.05)
 
 
-def test_rgb_option_equals_bgr_of_swapped_image(tiny_onnx, face_image):
-    p = Predictor(tiny_onnx)
+def test_rgb_option_equals_bgr_of_swapped_image(runtime_onnx, face_image):
+    p = Predictor(runtime_onnx)
     box = [[20, 20, 150, 160]]
     a = p.predict(face_image, box).landmarks
     b = p.predict(np.ascontiguousarray(face_image[..., ::-1]), box, color="rgb").landmarks
@@ -69,7 +68,7 @@ def test_rgb_option_equals_bgr_of_swapped_image(tiny_onnx, face_image):
 
 # --- real weights on real faces ------------------------------------------------------------
 def test_h3r_onnx_accuracy_and_agreement_with_torch(h3r_onnx, h3r_checkpoint, aflw2000):
-    from benchmarks.evaluate import predict_dataset, score_predictions
+    from landmarkdata.evaluate import predict_dataset, score_predictions
     from converters.api import load_source
     from converters.torch_backend import TorchBackend
 
@@ -89,9 +88,9 @@ def test_h3r_onnx_accuracy_and_agreement_with_torch(h3r_onnx, h3r_checkpoint, af
     (np.zeros((50, 50, 4), np.uint8), "HxWx3"),
     ([[0, 1]], "numpy array"),
 ])
-def test_bad_images(tiny_onnx, image, message):
+def test_bad_images(runtime_onnx, image, message):
     with pytest.raises(InputError, match=message):
-        Predictor(tiny_onnx).predict(image, [[0, 0, 10, 10]])
+        Predictor(runtime_onnx).predict(image, [[0, 0, 10, 10]])
 
 
 @pytest.mark.parametrize("boxes, message", [
@@ -101,19 +100,19 @@ def test_bad_images(tiny_onnx, image, message):
     ([[np.nan, 0, 10, 10]], "NaN"),
     ([[500, 500, 600, 600]], "entirely outside"),
 ])
-def test_bad_boxes(tiny_onnx, face_image, boxes, message):
+def test_bad_boxes(runtime_onnx, face_image, boxes, message):
     with pytest.raises(InputError, match=message):
-        Predictor(tiny_onnx).predict(face_image, boxes)
+        Predictor(runtime_onnx).predict(face_image, boxes)
 
 
-def test_bad_color_option(tiny_onnx, face_image):
+def test_bad_color_option(runtime_onnx, face_image):
     with pytest.raises(InputError, match="color"):
-        Predictor(tiny_onnx).predict(face_image, [[0, 0, 50, 50]], color="hsv")
+        Predictor(runtime_onnx).predict(face_image, [[0, 0, 50, 50]], color="hsv")
 
 
-def test_truncated_model_file(tiny_onnx, tmp_path):
+def test_truncated_model_file(runtime_onnx, tmp_path):
     bad = tmp_path / "truncated.onnx"
-    bad.write_bytes(tiny_onnx.read_bytes()[:5000])
+    bad.write_bytes(runtime_onnx.read_bytes()[:5000])
     with pytest.raises(ModelLoadError, match="truncated, corrupt or not ONNX"):
         Predictor(bad)
 
@@ -127,13 +126,14 @@ def test_missing_and_unknown_model_files(tmp_path):
         Predictor(odd)
 
 
-def test_onnx_without_metadata(tiny_onnx, tmp_path):
-    model = onnx.load(str(tiny_onnx))
+def test_onnx_without_metadata(runtime_onnx, tmp_path):
+    onnx = pytest.importorskip("onnx", reason="editing an ONNX file needs the onnx package (workstation stack)")
+    model = onnx.load(str(runtime_onnx))
     del model.metadata_props[:]
     plain = tmp_path / "plain.onnx"
     onnx.save(model, str(plain))
     with pytest.raises(MetadataError, match="no edgemark metadata"):
         Predictor(plain)
     # ...and the documented way out: pass the metadata explicitly
-    meta = Predictor(tiny_onnx).metadata
+    meta = Predictor(runtime_onnx).metadata
     assert Predictor(plain, metadata=meta).predict(np.zeros((64, 64, 3), np.uint8), [[0, 0, 63, 63]]).landmarks.shape == (1, 98, 2)

@@ -60,7 +60,7 @@ def test_landmark_box_uses_the_68_subset():
 # --- tracker on a synthetic video of a real face -------------------------------------------------
 @pytest.fixture(scope="module")
 def moving_face(tmp_path_factory, shared_dir):
-    from benchmarks.datasets import load_aflw2000_3d
+    from landmarkdata.datasets import load_aflw2000_3d
     from benchmarks.video_bench import make_video, read_frames
 
     data = load_aflw2000_3d(limit=1)
@@ -70,15 +70,15 @@ def moving_face(tmp_path_factory, shared_dir):
 
 
 def _nme(pred, gt):
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
 
     return float(nme(map_landmarks(pred[None], "wflw98", "ibug68"), gt[None], box_normaliser(gt[None]))[0])
 
 
-def test_tracker_follows_the_face_with_one_detection(h3r_onnx, moving_face):
+def test_tracker_follows_the_face_with_one_detection(runtime_onnx, moving_face):
     _, frames, gts = moving_face
-    tracker = LandmarkTracker(Predictor(h3r_onnx), redetect_every=100, min_confidence=0.2)
+    tracker = LandmarkTracker(Predictor(runtime_onnx), redetect_every=100, min_confidence=0.2)
     errs = []
     for i, frame in enumerate(frames):
         r = tracker.update(frame)
@@ -91,9 +91,9 @@ def test_tracker_follows_the_face_with_one_detection(h3r_onnx, moving_face):
     assert np.mean(errs) < 6.0 and max(errs) < 10.0
 
 
-def test_redetect_every_frame_runs_the_detector_every_frame(h3r_onnx, moving_face):
+def test_redetect_every_frame_runs_the_detector_every_frame(runtime_onnx, moving_face):
     _, frames, _ = moving_face
-    tracker = LandmarkTracker(Predictor(h3r_onnx), redetect_every=1, one_euro=None)
+    tracker = LandmarkTracker(Predictor(runtime_onnx), redetect_every=1, one_euro=None)
     for frame in frames[:5]:
         r = tracker.update(frame)
         assert r.extra["detected"] and np.array_equal(r.landmarks, r.extra["raw_landmarks"])
@@ -102,7 +102,7 @@ def test_redetect_every_frame_runs_the_detector_every_frame(h3r_onnx, moving_fac
     assert 0 in ids  # the same face keeps its track id across detections
 
 
-def test_low_confidence_detection_is_dropped(h3r_onnx):
+def test_low_confidence_detection_is_dropped(runtime_onnx):
     """A 'face' box on a flat wall: the landmark model does not believe it, so no track starts."""
 
     class WallDetector:
@@ -110,18 +110,18 @@ def test_low_confidence_detection_is_dropped(h3r_onnx):
             return np.array([[20, 20, 120, 120]], np.float32), np.ones(1, np.float32)
 
     frame = np.full((240, 320, 3), 140, np.uint8)
-    tracker = LandmarkTracker(Predictor(h3r_onnx), WallDetector(), min_confidence=0.25)
+    tracker = LandmarkTracker(Predictor(runtime_onnx), WallDetector(), min_confidence=0.25)
     r = tracker.update(frame)
     assert len(r) == 0 and tracker.tracks == 0 and r.landmarks.shape == (0, 98, 2)
 
 
-def test_tracker_survives_frame_size_changes_and_blank_frames(tiny_onnx):
+def test_tracker_survives_frame_size_changes_and_blank_frames(runtime_onnx):
     class CornerDetector:
         def detect(self, image):
             h, w = image.shape[:2]
             return np.array([[w - 60, h - 60, w - 1, h - 1]], np.float32), np.ones(1, np.float32)
 
-    tracker = LandmarkTracker(Predictor(tiny_onnx), CornerDetector(), min_confidence=0.0)
+    tracker = LandmarkTracker(Predictor(runtime_onnx), CornerDetector(), min_confidence=0.0)
     rng = np.random.default_rng(0)
     for shape in [(300, 400, 3), (300, 400, 3), (100, 120, 3), (60, 60, 3), (300, 400, 3)]:
         r = tracker.update(rng.integers(0, 255, shape, dtype=np.uint8))
@@ -130,8 +130,8 @@ def test_tracker_survives_frame_size_changes_and_blank_frames(tiny_onnx):
     assert tracker.tracks == 0
 
 
-def test_tracker_rejects_bad_settings(tiny_onnx):
-    p = Predictor(tiny_onnx)
+def test_tracker_rejects_bad_settings(runtime_onnx):
+    p = Predictor(runtime_onnx)
     with pytest.raises(ValueError):
         LandmarkTracker(p, redetect_every=0)
     with pytest.raises(ValueError):
@@ -139,14 +139,14 @@ def test_tracker_rejects_bad_settings(tiny_onnx):
 
 
 # --- CLI on a video ----------------------------------------------------------------------------
-def test_cli_predict_video(h3r_onnx, moving_face, tmp_path, capsys):
+def test_cli_predict_video(runtime_onnx, moving_face, tmp_path, capsys):
     import cv2
 
-    from sdk.cli import main
+    from edgemark_cli import main
 
     path, frames, _ = moving_face
     out, js = tmp_path / "annotated.mp4", tmp_path / "frames.json"
-    assert main(["predict", str(path), "--model", str(h3r_onnx), "--out", str(out), "--json", str(js),
+    assert main(["predict", str(path), "--model", str(runtime_onnx), "--out", str(out), "--json", str(js),
                  "--max-frames", "10"]) == 0
     data = json.loads(js.read_text())
     assert len(data["frames"]) == 10 and all(len(f["faces"]) >= 1 for f in data["frames"])
@@ -159,12 +159,12 @@ def test_cli_predict_video(h3r_onnx, moving_face, tmp_path, capsys):
     assert "10 frames" in capsys.readouterr().out
 
 
-def test_cli_predict_bad_video_and_camera(tiny_onnx, tmp_path, capsys):
-    from sdk.cli import main
+def test_cli_predict_bad_video_and_camera(runtime_onnx, tmp_path, capsys):
+    from edgemark_cli import main
 
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 100)
-    assert main(["predict", str(bad), "--model", str(tiny_onnx)]) == 2
+    assert main(["predict", str(bad), "--model", str(runtime_onnx)]) == 2
     assert "cannot open video" in capsys.readouterr().err
-    assert main(["predict", "57", "--model", str(tiny_onnx)]) == 2
+    assert main(["predict", "57", "--model", str(runtime_onnx)]) == 2
     assert "cannot open camera 57" in capsys.readouterr().err

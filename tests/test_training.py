@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
 import torch
 
 from sdk.metadata import CropRule, InputSpec
@@ -20,7 +22,7 @@ SIZE = 64
 
 
 def _shared_aflw() -> Path | None:
-    from benchmarks.paths import shared_path
+    from landmarkdata.paths import shared_path
 
     path = shared_path("data", "aflw-faces", required=False)
     return path if (path / "landmarks21.npy").is_file() else None
@@ -186,7 +188,7 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_edgemark_train_cli_runs_the_tiny_config(tmp_path, capsys):
-    from sdk.cli import main
+    from edgemark_cli import main
 
     rc = main(["train", str(REPO / "training" / "configs" / "tiny.yaml"), "--out", str(tmp_path), "--quiet",
                "--max-steps", "3"])

@@ -70,7 +70,7 @@ def evaluate_variants(model: str | Path, dataset, *, batch: int = 32, threads: i
     """NME report per decoder variant for one model file on ``dataset`` (boxes from the dataset)."""
     from tqdm import tqdm
 
-    from benchmarks.evaluate import score_predictions
+    from landmarkdata.evaluate import score_predictions
 
     predictor = Predictor(model, threads=threads)
     meta = predictor.metadata
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--json", help="write all reports here")
     args = p.parse_args(argv)
-    from benchmarks.datasets import load_aflw2000_3d
+    from landmarkdata.datasets import load_aflw2000_3d
 
     data = load_aflw2000_3d(limit=args.limit)
     results = {}

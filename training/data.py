@@ -100,7 +100,7 @@ def _load_images(dataset, indices: Sequence[int], progress: bool) -> list[np.nda
 
 def aflw_sparse_set(limit: int | None = None, progress: bool = True) -> FaceSet:
     """AFLW faces with their 21 annotated points (NaN kept); box from the annotated points."""
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
 
     data = load_aflw_faces(limit=limit)
     idx = np.arange(len(data))
@@ -110,7 +110,7 @@ def aflw_sparse_set(limit: int | None = None, progress: bool = True) -> FaceSet:
 def aflw_pseudo_set(teacher: str | Path, *, iterations: int = 1, flip: bool = True, limit: int | None = None,
                     seed: int = 0, threads: int | None = None, progress: bool = True) -> FaceSet:
     """AFLW faces with the teacher's 98-point labels (labelled now unless cached)."""
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
 
     from .pseudo_labels import LabelSettings, label_dataset, load_pseudo_labels
 

@@ -11,15 +11,12 @@ from typing import Sequence
 
 import numpy as np
 
-# SHR defaults, found by a search on perfect encodings (tests/test_encoders.py):
-# Gaussian sigma in map cells, and the decoder's window and temperature. With
-# sigma 2 and T 0.09 a 5×5 local soft-argmax recovers sub-pixel points to
-# ~0.008 cells (0.033 px at stride 4); at sigma <= 1.7 no temperature gets below
-# 0.013 cells because softmax(G/T) of a Gaussian G is not itself Gaussian-shaped
-# and its integer-grid mean is biased. Re-check T on real validation outputs.
+from sdk.decoders.heatmap import SHR_TEMPERATURE, SHR_WINDOW
+
+# SHR target Gaussian sigma in map cells. The decoder's window and temperature (sdk.decoders)
+# were searched for this sigma: at sigma <= 1.7 no temperature gets below 0.013 cells because
+# softmax(G/T) of a Gaussian G is not itself Gaussian-shaped and its integer-grid mean is biased.
 SHR_SIGMA = 2.0
-SHR_WINDOW = 5
-SHR_TEMPERATURE = 0.09
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:

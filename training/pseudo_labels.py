@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sdk.boxes import box_from_landmarks, mirror_boxes, unmirror_points
 from sdk.predictor import Predictor
 from sdk.preprocess import prepare_batch, to_image_coords
 
@@ -45,25 +46,6 @@ class LabelSettings:
 def cache_dir() -> Path:
     """``$EDGEMARK_CACHE`` or ``~/.cache/edgemark`` (never inside the repository)."""
     return Path(os.environ.get("EDGEMARK_CACHE", Path.home() / ".cache" / "edgemark")).expanduser()
-
-
-def landmark_box(points68: np.ndarray) -> np.ndarray:
-    """(N, 4) ``[min x, min y, max x, max y]`` of (N, 68, 2) points (the GT-box convention)."""
-    p = np.asarray(points68, dtype=np.float64)
-    return np.concatenate([p.min(axis=1), p.max(axis=1)], axis=1).astype(np.float32)
-
-
-def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
-    """Boxes of the horizontally mirrored image (pixel-centre convention: x → W − 1 − x)."""
-    b = np.asarray(boxes, dtype=np.float32)
-    return np.stack([width - 1 - b[:, 2], b[:, 1], width - 1 - b[:, 0], b[:, 3]], axis=1)
-
-
-def unflip_points(points: np.ndarray, width: int, permutation: Sequence[int]) -> np.ndarray:
-    """Points predicted on the mirrored image → the original image's points, in scheme order."""
-    p = np.asarray(points, dtype=np.float32).copy()
-    p[..., 0] = width - 1 - p[..., 0]
-    return p[..., list(permutation), :]
 
 
 class Teacher:
@@ -92,7 +74,7 @@ class Teacher:
             mirrored.append(False)
             if flip:
                 w = image.shape[1]
-                t, m = prepare_batch(np.ascontiguousarray(image[:, ::-1]), flip_boxes(box[None], w), meta.input, meta.crop)
+                t, m = prepare_batch(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(box[None], w), meta.input, meta.crop)
                 tensors.append(t)
                 mats.append(m)
                 widths.append(w)
@@ -103,7 +85,7 @@ class Teacher:
         pts = to_image_coords(pts, matrices, meta.crop.coordinate_origin)
         for i, (w, mir) in enumerate(zip(widths, mirrored)):
             if mir:
-                pts[i] = unflip_points(pts[i], w, self.perm)
+                pts[i] = unmirror_points(pts[i], w - 1, self.perm)
         if flip:
             pts = (pts[0::2] + pts[1::2]) / 2
         return pts.astype(np.float32)
@@ -119,7 +101,7 @@ class Teacher:
         for it in range(iterations + 1):
             final = it == iterations
             pts = self.predict(images, boxes, flip=self.flip if final else False)
-            boxes = landmark_box(pts[:, self.to68])
+            boxes = box_from_landmarks(pts, self.to68)
         return pts, boxes
 
 
@@ -211,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         print(json.dumps(bootstrap_report(args.teacher, args.check, threads=args.threads), indent=1))
         return 0
-    from benchmarks.datasets import load_aflw_faces
+    from landmarkdata.datasets import load_aflw_faces
 
     data = load_aflw_faces()
     settings = LabelSettings(str(Path(args.teacher).resolve()), args.iterations, not args.no_flip, args.limit, args.seed)
@@ -236,8 +218,8 @@ def bootstrap_report(teacher_path: str | Path, count: int = 200, iterations: Seq
     """
     from tqdm import tqdm
 
-    from benchmarks.datasets import box_from_landmarks, load_aflw2000_3d
-    from benchmarks.evaluate import score_predictions
+    from landmarkdata.datasets import load_aflw2000_3d
+    from landmarkdata.evaluate import score_predictions
 
     full = load_aflw2000_3d()
     data = full.subset(np.linspace(0, len(full) - 1, count).round().astype(int))

@@ -11,7 +11,7 @@ def resolve_shared(path: str | Path) -> Path:
     p = Path(path).expanduser()
     if p.exists() or p.is_absolute():
         return p
-    from benchmarks.paths import shared_path
+    from landmarkdata.paths import shared_path
 
     return shared_path(p)
 

@@ -358,7 +358,7 @@ class Trainer:
     def validate(self) -> float:
         """Mean NME (%) on the held-out faces, normalised by sqrt(w·h) of the label's 68-point box
         (all labelled points for schemes without a 68 subset), like the AFLW2000-3D protocol."""
-        from benchmarks.metrics import box_normaliser, nme
+        from landmarkdata.metrics import box_normaliser, nme
 
         gt = self.val_set.landmarks
         pred = self.predict_val()

@@ -25,7 +25,7 @@ from sdk.preprocess import crop_regions, to_image_coords, warp_matrices
 def tune_decoder_param(config: str | Path, checkpoint: str | Path, param: str, values: Sequence[float],
                        *, progress: bool = True) -> dict[float, float]:
     """Validation NME (%) for each value of decoder parameter ``param`` (other parameters as trained)."""
-    from benchmarks.metrics import box_normaliser, nme
+    from landmarkdata.metrics import box_normaliser, nme
     from converters.checkpoints import load_checkpoint
 
     from .data import AugmentedFaces, make_sets

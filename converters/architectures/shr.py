@@ -12,7 +12,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from sdk.metadata import DecoderSpec
-from training.encoders import SHR_TEMPERATURE, SHR_WINDOW
+from sdk.decoders.heatmap import SHR_TEMPERATURE, SHR_WINDOW
 
 from .h3r import H3R_CROP, HEATMAP_STRIDE, ConvHead, FusedMobileNetV2Trunk, heatmap_shapes
 from .registry import ArchSpec, register
@@ -54,7 +54,7 @@ SHR_MOBILENETV2 = register(ArchSpec(
     crop=H3R_CROP,
     default_input_size=128,
     default_num_points=98,
-    options={"window": SHR_WINDOW, "temperature": SHR_TEMPERATURE},  # tuned on the SHR encoder (training.encoders)
+    options={"window": SHR_WINDOW, "temperature": SHR_TEMPERATURE},  # the SHR decoder's defaults (sdk.decoders)
     decoder_options=("window", "temperature"),
     infer_options=_infer,
     description="SHR on the light H3R trunk: stride-4 heat maps, local soft-argmax decoding",

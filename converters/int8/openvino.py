@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.metadata import METADATA_KEY, ModelMetadata
+from sdk.metadata import ModelMetadata
 
 from .recipe import Int8Recipe
 from .scope import openvino_scope
@@ -35,8 +35,7 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
 
     from calibration.readers import nncf_dataset
 
-    from ..output_names import reconcile_outputs
-    from ..to_openvino import _drop_framework_copy, _static_dims, save_ir
+    from ..to_openvino import save_ir, stamp_ir
 
     if recipe.calibration not in _ESTIMATORS:
         raise ValueError(f"NNCF has no {recipe.calibration!r} range estimator here; use one of {sorted(_ESTIMATORS)}")
@@ -59,10 +58,7 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
                                   target_device=nncf.TargetDevice.CPU,
                                   ignored_scope=nncf.IgnoredScope(names=ignored, validate=False) if ignored else None,
                                   advanced_parameters=advanced)
-    meta = reconcile_outputs(meta, [(set(o.get_names()), _static_dims(o.get_partial_shape()))
-                                    for o in quantized.outputs])
-    _drop_framework_copy(quantized)
-    quantized.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
+    meta = stamp_ir(quantized, meta)
     xml_path = Path(xml_path)
     save_ir(quantized, xml_path)
     details = {"float_nodes": ignored, "scope": scope.describe(recipe.float_level), "max_level": scope.max_level,
@@ -70,16 +66,17 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
     return xml_path, details, meta
 
 
-def restamp_openvino(xml_path: str | Path, meta: ModelMetadata) -> None:
-    """Replace the edgemark metadata of an IR in place (weights untouched)."""
-    ov = _openvino()
+class OpenVinoQuantizer:
+    """NNCF on the IR converted from the FP32 ONNX: one INT8 IR per recipe (see ``quantize_openvino``)."""
 
-    from ..to_openvino import save_ir
+    def __init__(self, fp32_onnx: str | Path, calibration: np.ndarray, meta: ModelMetadata):
+        self.fp32_onnx, self.calibration, self.meta = Path(fp32_onnx), calibration, meta
 
-    xml_path = Path(xml_path)
-    model = ov.Core().read_model(str(xml_path))
-    model.set_rt_info(meta.validate().to_json(), [METADATA_KEY])
-    save_ir(model, xml_path)
+    def quantize(self, recipe: Int8Recipe, target: Path) -> tuple[Path, dict, ModelMetadata]:
+        return quantize_openvino(self.fp32_onnx, target, self.calibration, self.meta, recipe)
+
+    def max_level(self) -> int:
+        return openvino_max_level(self.fp32_onnx)
 
 
 def openvino_max_level(fp32_onnx: str | Path) -> int:

@@ -55,8 +55,11 @@ class OrtQuantizer:
             self._scope = onnx_scope(onnx.load(str(self.preprocessed())))
         return self._scope
 
-    def quantize(self, recipe: Int8Recipe, out_path: str | Path) -> tuple[Path, dict]:
-        """Write an INT8 QDQ ONNX model with ``self.meta`` embedded; return (path, recipe details)."""
+    def max_level(self) -> int:
+        return onnx_max_level(self.fp32_path)
+
+    def quantize(self, recipe: Int8Recipe, out_path: str | Path) -> tuple[Path, dict, ModelMetadata]:
+        """Write an INT8 QDQ ONNX model with ``self.meta`` embedded; return (path, recipe details, metadata)."""
         import onnx
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -87,7 +90,7 @@ class OrtQuantizer:
         details = {"float_nodes": scope.float_compute(recipe.float_level), "scope": scope.describe(recipe.float_level),
                    "max_level": scope.max_level,
                    "quantize_outputs": recipe.float_level == 0}  # a QDQ INT8 output layer always rounds its output
-        return Path(out_path), details
+        return Path(out_path), details, meta
 
 
 MIN_QDQ_OPSET = 13  # per-channel (axis) DequantizeLinear exists from opset 13
@@ -108,7 +111,7 @@ def _at_least_opset(path: Path, workdir: Path, opset: int) -> Path:
 
 
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path, calibration: np.ndarray, meta: ModelMetadata,
-                  recipe: Int8Recipe) -> tuple[Path, dict]:
+                  recipe: Int8Recipe) -> tuple[Path, dict, ModelMetadata]:
     """One-shot form of :class:`OrtQuantizer`."""
     return OrtQuantizer(fp32_path, calibration, meta).quantize(recipe, out_path)
 

@@ -30,7 +30,7 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "distribution", "mean_
 
 @dataclass(frozen=True)
 class Int8Recipe:
-    runtime: str  # "onnxruntime", "openvino" or "tflite"
+    runtime: str  # the runtime that runs the file, as the format table names it (sdk.formats)
     calibration: str = "minmax"
     float_level: int = 1
     per_channel: bool = True
@@ -77,7 +77,7 @@ def naive_recipe(runtime: str, io: str = "float") -> Int8Recipe:
 # * NNCF: MINMAX 0.30, MEAN_MINMAX 0.76, MEAN_QUANTILE 0.78 (agreement NME): averaging per-sample ranges
 #   clips the heat-map head's rare large activations.
 # * AI Edge Quantizer: MIN_MAX 0.44 vs MSE 0.66.
-DEFAULT_CALIBRATION = {"onnxruntime": "minmax", "openvino": "minmax", "tflite": "minmax"}
+DEFAULT_CALIBRATION = {"onnxruntime": "minmax", "openvino": "minmax", "litert": "minmax"}
 
 
 def default_recipe(runtime: str, float_level: int = 1, io: str = "float") -> Int8Recipe:

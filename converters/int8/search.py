@@ -27,14 +27,15 @@ from calibration.sets import CalibrationSet, build_calibration_set
 from sdk.backends import open_backend
 from sdk.metadata import ModelMetadata
 
-from ..api import ConversionError
+from ..source import ConversionError, ensure_onnx, with_precision
 from .recipe import Int8Recipe, default_recipe, naive_recipe
 from .validate import Validation, compare_on_validation, landmarks_on
 
 log = logging.getLogger(__name__)
 
-RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "tflite"}
 LADDER = (0, 1, 2, 3, 5, 8, 13, 21)
+INT8_RECIPES = ("auto", "naive")  # budget-driven ladder search, or the naive baseline
+INT8_IO = ("float", "int8")
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,10 @@ class Int8Options:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.recipe not in ("auto", "naive"):
-            raise ValueError(f"INT8 recipe must be 'auto' or 'naive', got {self.recipe!r}")
-        if self.io not in ("float", "int8"):
-            raise ValueError(f"INT8 I/O must be 'float' or 'int8', got {self.io!r}")
+        if self.recipe not in INT8_RECIPES:
+            raise ValueError(f"INT8 recipe must be one of {INT8_RECIPES}, got {self.recipe!r}")
+        if self.io not in INT8_IO:
+            raise ValueError(f"INT8 I/O must be one of {INT8_IO}, got {self.io!r}")
         if self.max_nme_increase is not None and not self.max_nme_increase >= 0:
             raise ValueError(f"max_nme_increase must be >= 0 (NME percentage points), got {self.max_nme_increase}")
 
@@ -117,64 +118,6 @@ class Int8Result:
     meta: ModelMetadata
 
 
-# --------------------------------------------------------------------------- runtimes
-
-
-class _Quantizer:
-    """One runtime's quantize(recipe, target) → (path, details, embedded meta) and restamp(path, meta)."""
-
-    def __init__(self, fmt: str, source: Any, fp32: Path, cs: CalibrationSet, meta: ModelMetadata, workdir: Path):
-        self.fmt, self.source, self.fp32, self.cs, self.meta, self.workdir = fmt, source, fp32, cs, meta, workdir
-        self._tfl = None
-        self._ort = None
-
-    def quantize(self, recipe: Int8Recipe, target: Path) -> tuple[Path, dict, ModelMetadata]:
-        calib = self.cs.calibration
-        if self.fmt == "onnx":
-            if self._ort is None:
-                from .ort import OrtQuantizer
-
-                self._ort = OrtQuantizer(self.fp32, calib, self.meta, workdir=self.workdir)
-            path, details = self._ort.quantize(recipe, target)
-            return path, details, self.meta
-        if self.fmt == "openvino":
-            from .openvino import quantize_openvino
-
-            return quantize_openvino(self.fp32, target, calib, self.meta, recipe)
-        if self.fmt == "tflite":
-            if self._tfl is None:
-                from .tflite import TfliteQuantizer
-
-                self._tfl = TfliteQuantizer(self.source, self.fp32, calib, self.meta, workdir=self.workdir)
-            return self._tfl.quantize(recipe, target)
-        raise ValueError(f"no INT8 quantizer for format {self.fmt!r}")
-
-    def restamp(self, path: Path, meta: ModelMetadata) -> None:
-        if self.fmt == "onnx":
-            import onnx
-
-            from ..onnx_io import embed_metadata, save_onnx
-
-            save_onnx(embed_metadata(onnx.load(str(path)), meta), path)
-        elif self.fmt == "openvino":
-            from .openvino import restamp_openvino
-
-            restamp_openvino(path, meta)
-        else:
-            from .tflite import restamp_tflite
-
-            restamp_tflite(path, meta)
-
-    def max_level(self) -> int:
-        if self.fmt == "openvino":
-            from .openvino import openvino_max_level
-
-            return openvino_max_level(self.fp32)
-        from .ort import onnx_max_level
-
-        return onnx_max_level(self.fp32)  # TFLite graphs mirror the ONNX graph's conv structure
-
-
 def ladder(options: Int8Options, runtime: str, max_level: int) -> list[Int8Recipe]:
     """The recipes to try, in order: most quantized (fastest) first."""
     if options.recipe == "naive":
@@ -189,20 +132,19 @@ def ladder(options: Int8Options, runtime: str, max_level: int) -> list[Int8Recip
     return recipes
 
 
-def _files(path: Path) -> list[Path]:
-    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
-
-
-def quantize_with_budget(source: Any, fmt: str, target: str | Path, options: Int8Options,
+def quantize_with_budget(source: Any, writer: Any, target: str | Path, options: Int8Options,
                          *, progress: Callable[[str], None] | None = None) -> Int8Result:
-    """Write ``target`` as the most quantized recipe within ``options.max_nme_increase`` (see module doc)."""
-    from ..api import ensure_onnx, with_precision
+    """Write ``target`` as the most quantized recipe within ``options.max_nme_increase`` (see module doc).
 
-    if fmt not in RUNTIME_OF_FORMAT:
-        raise ConversionError(f"INT8 is available for {sorted(RUNTIME_OF_FORMAT)}, not {fmt!r}")
-    if options.io == "int8" and fmt != "tflite":
+    ``writer``: the format's writer (``converters.formats.FormatWriter``), which supplies the
+    INT8 quantizer and restamps the chosen file.
+    """
+    fmt, files = writer.name, writer.format.paths
+    if "int8" not in writer.precisions:
+        raise ConversionError(f"{fmt} has no INT8 writer")
+    if options.io == "int8" and not writer.int8_io:
         raise ConversionError(f"int8 I/O is a TFLite option; {fmt} INT8 models keep float inputs and outputs")
-    runtime = RUNTIME_OF_FORMAT[fmt]
+    runtime = writer.format.runtime
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fp32 = ensure_onnx(source)
@@ -213,7 +155,7 @@ def quantize_with_budget(source: Any, fmt: str, target: str | Path, options: Int
     attempts: list[Attempt] = []
     work = Path(tempfile.mkdtemp(prefix=".int8-", dir=target.parent))
     try:
-        quantizer = _Quantizer(fmt, source, fp32, cs, base, work)
+        quantizer = writer.int8_quantizer(source, fp32, cs.calibration, base, work)
         recipes = ladder(options, runtime, quantizer.max_level())
         chosen: tuple[Attempt, Path, ModelMetadata] | None = None
         for k, recipe in enumerate(recipes):
@@ -247,8 +189,8 @@ def quantize_with_budget(source: Any, fmt: str, target: str | Path, options: Int
                                validation={**attempt.validation.to_dict(), "metric": "NME % vs FP32 (box-normalised)",
                                            "budget": options.max_nme_increase},
                                int8_attempts=[a.row() for a in attempts])
-        quantizer.restamp(path, final)
-        for src, dst in reversed(list(zip(_files(path), _files(target)))):  # data file first, descriptor last
+        writer.restamp(path, final)
+        for src, dst in reversed(list(zip(files(path), files(target)))):  # data file first, descriptor last
             src.replace(dst)
         return Int8Result(target, attempt.recipe, attempt.validation, attempts, final)
     finally:
@@ -258,16 +200,3 @@ def quantize_with_budget(source: Any, fmt: str, target: str | Path, options: Int
 def int8_tag(options: Int8Options) -> str:
     """File-name tag: ``int8``, ``int8_naive``, ``int8_int8io`` …"""
     return "int8" + ("_naive" if options.recipe == "naive" else "") + ("_int8io" if options.io == "int8" else "")
-
-
-def make_writer(fmt: str) -> Callable[[Any, Path, str], Path]:
-    """A ``converters.api`` writer for (fmt, "int8"); options from ``source.options["int8"]`` (defaults if unset)."""
-
-    def write(source: Any, out_dir: Path, precision: str) -> Path:
-        from ..api import FILE_EXTENSIONS
-
-        options = (getattr(source, "options", None) or {}).get("int8") or Int8Options()
-        target = Path(out_dir) / f"{source.name}_{int8_tag(options)}{FILE_EXTENSIONS[fmt]}"
-        return quantize_with_budget(source, fmt, target, options).path
-
-    return write

@@ -42,18 +42,18 @@ class TfliteQuantizer:
 
     def __init__(self, source: Any, fp32_onnx: Path, calibration: np.ndarray, meta: ModelMetadata,
                  workdir: str | Path | None = None):
-        from ..to_tflite import _face_nchw, _float_files, choose_converter, finalize_tflite
+        from ..to_tflite import choose_converter, face_nchw, finalize_tflite, float_files
 
         self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="edgemark-tfl-int8-")
         self.workdir = Path(workdir) if workdir is not None else Path(self._tmp.name)
         self.converter = choose_converter(source, (getattr(source, "options", None) or {}).get("tflite_converter",
                                                                                                "auto"))
-        raw_fp32 = _float_files(source, Path(fp32_onnx), self.converter)["fp32"]  # reuses an FP32 conversion
+        raw_fp32 = float_files(source, Path(fp32_onnx), self.converter)["fp32"]  # reuses an FP32 conversion
         self.onnx_path = Path(fp32_onnx)
         self.meta = meta
         # Outputs matched to the ONNX, renamed to the metadata names, weights inlined, layouts recorded.
         self.float_file = self.workdir / "fp32_finalized.tflite"
-        self.float_meta = finalize_tflite(raw_fp32, self.onnx_path, meta, _face_nchw(meta), self.float_file)
+        self.float_meta = finalize_tflite(raw_fp32, self.onnx_path, meta, face_nchw(meta), self.float_file)
         self.calibration = np.asarray(calibration, dtype=np.float32)
         self._stats: dict[str, Any] = {}
         self._scope: FloatScope | None = None
@@ -61,9 +61,9 @@ class TfliteQuantizer:
 
     def _data(self) -> dict[str, list[dict[str, np.ndarray]]]:
         from calibration.readers import tflite_representative_dataset
-        from sdk.backends.litert import _interpreter_class
+        from sdk.backends.litert import interpreter_class
 
-        signatures = _interpreter_class()(model_path=str(self.float_file)).get_signature_list()
+        signatures = interpreter_class()(model_path=str(self.float_file)).get_signature_list()
         key = next(iter(signatures))
         name = signatures[key]["inputs"][0]
         gen = tflite_representative_dataset(self.calibration, source_layout=self.meta.input.layout,
@@ -102,9 +102,9 @@ class TfliteQuantizer:
 
     def scope(self) -> FloatScope:
         if self._scope is None:
-            from sdk.backends.litert import _interpreter_class
+            from sdk.backends.litert import interpreter_class
 
-            interp = _interpreter_class()(model_path=str(self.float_file))
+            interp = interpreter_class()(model_path=str(self.float_file))
             names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
             ops = interp._get_ops_details()  # noqa: SLF001 - the interpreter's public graph listing
             outputs = [d["index"] for d in interp.get_output_details()]
@@ -135,46 +135,50 @@ class TfliteQuantizer:
                    "quantize_outputs": recipe.float_level == 0}  # an int8 output layer rounds its output
         return Path(target), details, meta
 
+    def max_level(self) -> int:
+        from .ort import onnx_max_level
+
+        return onnx_max_level(self.onnx_path)  # TFLite graphs mirror the ONNX graph's conv structure
+
     def _finalize(self, data: bytes, target: Path) -> ModelMetadata:
         """Record the I/O quantization parameters in the metadata and embed it (names are kept by the quantizer)."""
         from tensorflow.lite.tools import flatbuffer_utils as fb
 
-        from ..atomic import atomic_paths
-        from ..to_tflite import embed_tflite_metadata
-
-        from ..to_tflite import _inline_external_buffers
+        from ..to_tflite import inline_external_buffers, rewrite_tflite
 
         fmeta = self.float_meta
         model = fb.convert_bytearray_to_object(bytearray(data))
-        _inline_external_buffers(model, data)  # the quantizer stores weights after the flatbuffer
+        inline_external_buffers(model, data)  # the quantizer stores weights after the flatbuffer
         graph = model.subgraphs[0]
         by_name = {_name(graph.tensors[i]): graph.tensors[i] for i in graph.outputs}
-        in_tensor = graph.tensors[graph.inputs[0]]
         spec_in = fmeta.input
-        qin = _quant_params(in_tensor)
+        qin = _quant_params(graph.tensors[graph.inputs[0]])
         if qin is not None:
             spec_in = dataclasses.replace(spec_in, dtype="int8", quant_scale=qin[0], quant_zero_point=qin[1])
+        renames: dict[int, str] = {}  # tensor index -> new name
         outputs = []
         for out in fmeta.outputs:
-            tensor = by_name.get(out.name)
-            if tensor is None and f"{out.name}_dequant" in by_name:
+            index = next((i for i in graph.outputs if _name(graph.tensors[i]) == out.name), None)
+            dequant = next((i for i in graph.outputs if _name(graph.tensors[i]) == f"{out.name}_dequant"), None)
+            if index is None and dequant is not None:
                 # Float output: the quantizer appended a DEQUANTIZE whose output it called "<name>_dequant";
                 # give the model's output its name back and the int8 tensor before it a distinct one.
-                for t in graph.tensors:
-                    if _name(t) == out.name:
-                        t.name = f"{out.name}_int8"
-                tensor = by_name[f"{out.name}_dequant"]
-                tensor.name = out.name
-            if tensor is None:
+                renames.update({i: f"{out.name}_int8" for i, t in enumerate(graph.tensors) if _name(t) == out.name})
+                renames[dequant] = out.name
+                index = dequant
+            if index is None:
                 raise RuntimeError(f"the quantized TFLite model lost output {out.name!r}; it has {sorted(by_name)}")
-            q = _quant_params(tensor)
+            q = _quant_params(graph.tensors[index])
             outputs.append(dataclasses.replace(out, quant_scale=q[0] if q else None,
                                                quant_zero_point=q[1] if q else None))
         meta = fmeta.replace(input=spec_in, outputs=tuple(outputs), provenance=self.meta.provenance).validate()
-        embed_tflite_metadata(model, meta)
-        out_bytes = bytes(fb.convert_object_to_bytearray(model))
-        with atomic_paths(target) as (tmp,):
-            tmp.write_bytes(out_bytes)
+
+        def rename(model_obj) -> None:
+            tensors = model_obj.subgraphs[0].tensors
+            for i, name in renames.items():
+                tensors[i].name = name
+
+        rewrite_tflite(data, target, rename, meta)
         return meta
 
 
@@ -193,22 +197,3 @@ def _quant_params(tensor) -> tuple[float, int] | None:
     if q is None or q.scale is None or len(q.scale) != 1:
         return None
     return float(q.scale[0]), int(q.zeroPoint[0])
-
-
-def restamp_tflite(path: str | Path, meta: ModelMetadata) -> None:
-    """Replace the edgemark metadata of a .tflite in place."""
-    from tensorflow.lite.tools import flatbuffer_utils as fb
-
-    from ..atomic import atomic_paths
-    from ..to_tflite import embed_tflite_metadata
-
-    from ..to_tflite import _inline_external_buffers
-
-    path = Path(path)
-    raw = path.read_bytes()
-    model = fb.convert_bytearray_to_object(bytearray(raw))
-    _inline_external_buffers(model, raw)
-    embed_tflite_metadata(model, meta)
-    data = bytes(fb.convert_object_to_bytearray(model))
-    with atomic_paths(path) as (tmp,):
-        tmp.write_bytes(data)

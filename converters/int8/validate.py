@@ -56,8 +56,8 @@ def compare_on_validation(reference: np.ndarray, candidate: np.ndarray, cs: Cali
 
 
 def _gt_report(reference: np.ndarray, candidate: np.ndarray, cs: CalibrationSet, scheme: str) -> dict | None:
-    from benchmarks.datasets import map_landmarks
-    from benchmarks.metrics import box_normaliser, nme
+    from sdk.schemes import map_landmarks
+    from landmarkdata.metrics import box_normaliser, nme
 
     if cs.gt_scheme is None or cs.val_landmarks.shape[1] == 0:
         return None

@@ -13,12 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..formats import RUNTIMES
 from ..metadata import ModelMetadata
 
 
 class Backend(ABC):
+    """``name`` is the runtime's name in the format table (``sdk.formats``), which supplies the
+    adapter's file extensions and whether one loaded model may be run from several threads."""
+
     name: str = "abstract"
     extensions: tuple[str, ...] = ()
+    thread_safe: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        fmt = RUNTIMES.get(cls.name)
+        if fmt is not None:
+            cls.extensions, cls.thread_safe = fmt.extensions, fmt.thread_safe
 
     def __init__(self, path: str | Path, threads: int | None = None, metadata: ModelMetadata | None = None):
         self.path = Path(path)

@@ -11,25 +11,25 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from ..formats import RUNTIMES
 from .base import Backend
 from .tflite_flatbuffer import FlatbufferError, read_metadata_entries
 
 
-def _interpreter_class():
+def interpreter_class():
+    """LiteRT's Interpreter class: ``ai_edge_litert`` first, ``tflite_runtime`` as the fallback."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         try:
             from tflite_runtime.interpreter import Interpreter
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelLoadError("no TFLite runtime is installed: pip install 'edgemark[tflite]' "
-                                 "(ai-edge-litert; tflite-runtime also works)") from exc
+            raise RUNTIMES["litert"].missing_runtime() from exc
     return Interpreter
 
 
 class LiteRtBackend(Backend):
     name = "litert"
-    extensions = (".tflite",)
 
     def _load(self) -> None:
         data = self.path.read_bytes()
@@ -38,7 +38,7 @@ class LiteRtBackend(Backend):
         except FlatbufferError as exc:
             raise ModelLoadError(f"cannot load TFLite model {self.path}: the file is truncated, corrupt or not "
                                  f"TFLite ({exc})") from None
-        Interpreter = _interpreter_class()
+        Interpreter = interpreter_class()
         try:
             self.interpreter = Interpreter(model_content=data, num_threads=self.threads)
             self.interpreter.allocate_tensors()

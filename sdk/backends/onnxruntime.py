@@ -5,18 +5,18 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from ..formats import RUNTIMES
 from .base import Backend
 
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    extensions = (".onnx",)
 
     def _load(self) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelLoadError("onnxruntime is not installed: pip install 'edgemark[onnx]'") from exc
+            raise RUNTIMES[self.name].missing_runtime() from exc
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = self.threads

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
+from ..formats import RUNTIMES
 from .base import Backend
 
 
@@ -34,13 +35,12 @@ def import_openvino():
 
 class OpenVinoBackend(Backend):
     name = "openvino"
-    extensions = (".xml",)
 
     def _load(self) -> None:
         try:
             ov = import_openvino()
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelLoadError("openvino is not installed: pip install 'edgemark[openvino]'") from exc
+            raise RUNTIMES[self.name].missing_runtime() from exc
         weights = self.path.with_suffix(".bin")
         if not weights.is_file():
             raise ModelLoadError(f"OpenVINO weights file not found: {weights} (it must sit beside {self.path.name})")

@@ -5,35 +5,47 @@ the batch first, NCHW for maps) plus its parameters from the model metadata, and
 returns ``(landmarks, scores)``: landmarks float32 (N, L, 2) in network-input
 pixels (origin given by the metadata's crop rule), scores float32 (N, L) — the
 decoder's own evidence for each point (peak height, cell score, …).
+
+``DECODERS`` is the one table of decoders: each entry owns its output roles, its
+required and optional parameters with their defaults, and its confidence rule
+(``sdk.confidence``), so metadata validation, the Predictor, the converters and the
+CLI all read the same facts.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .heatmap import decode_argmax, decode_argmax_quarter, decode_h3r_topk, decode_shr_local_softargmax
+from ..confidence import clipped_confidence, constant_confidence, softmax_mass_confidence, unit_interval
+from ..errors import DecoderParamError, MetadataError
+from .heatmap import (SHR_TEMPERATURE, SHR_WINDOW, decode_argmax, decode_argmax_quarter, decode_h3r_topk,
+                      decode_shr_local_softargmax)
 from .pipnet import decode_pipnet, pipnet_neighbour_tables
 from .regression import decode_regression
 
 DecodeFn = Callable[..., tuple[np.ndarray, np.ndarray]]
-
-
-class DecoderParamError(ValueError):
-    """A decoder was given parameters it cannot work with."""
+ConfidenceRule = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
 class DecoderEntry:
+    """One decoder: its function, the output roles it reads (in argument order), its parameters
+    (``required``; ``defaults`` for the optional ones) and how its scores become a confidence."""
+
     fn: DecodeFn
     roles: tuple[str, ...]
     required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
+    confidence: ConfidenceRule
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    informative: bool = True  # False: the confidence carries no evidence (callers must not gate on it)
+
+    @property
+    def optional(self) -> tuple[str, ...]:
+        return tuple(self.defaults)
 
     def check_params(self, params: Mapping[str, Any]) -> None:
-        from ..metadata import MetadataError
-
         missing = [p for p in self.required if p not in params]
         if missing:
             raise MetadataError(f"decoder parameters missing: {missing}")
@@ -43,32 +55,46 @@ class DecoderEntry:
 
     def __call__(self, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         args = [np.asarray(outputs[r], dtype=np.float32) for r in self.roles]
-        return self.fn(*args, **params)
+        return self.fn(*args, **{**self.defaults, **params})
+
+    def point_confidence(self, scores: np.ndarray) -> np.ndarray:
+        """(N, L) float32 in [0, 1] from this decoder's scores (rules: ``sdk.confidence``)."""
+        return unit_interval(self.confidence(scores))
 
 
 DECODERS: dict[str, DecoderEntry] = {
-    "h3r_topk": DecoderEntry(decode_h3r_topk, ("heatmap",), ("stride",), ("topk",)),
-    "shr_local_softargmax": DecoderEntry(decode_shr_local_softargmax, ("heatmap",), ("stride",), ("window", "temperature")),
-    "argmax": DecoderEntry(decode_argmax, ("heatmap",), ("stride",)),
-    "argmax_quarter": DecoderEntry(decode_argmax_quarter, ("heatmap",), ("stride",)),
+    "h3r_topk": DecoderEntry(decode_h3r_topk, ("heatmap",), ("stride",), softmax_mass_confidence, {"topk": 9}),
+    "shr_local_softargmax": DecoderEntry(decode_shr_local_softargmax, ("heatmap",), ("stride",), clipped_confidence,
+                                         {"window": SHR_WINDOW, "temperature": SHR_TEMPERATURE}),
+    "argmax": DecoderEntry(decode_argmax, ("heatmap",), ("stride",), clipped_confidence),
+    "argmax_quarter": DecoderEntry(decode_argmax_quarter, ("heatmap",), ("stride",), clipped_confidence),
     "pipnet": DecoderEntry(decode_pipnet, ("cls", "offset_x", "offset_y", "nb_x", "nb_y"),
-                           ("stride", "num_neighbours", "reverse_index1", "reverse_index2")),
-    "regression": DecoderEntry(decode_regression, ("landmarks",), ("input_width", "input_height"), ("normalized", "centered")),
+                           ("stride", "num_neighbours", "reverse_index1", "reverse_index2"), clipped_confidence),
+    "regression": DecoderEntry(decode_regression, ("landmarks",), ("input_width", "input_height"),
+                               constant_confidence, {"normalized": True, "centered": False}, informative=False),
 }
 
 # Decoders that read a plain heat map and so can stand in for one another (baselines).
-HEATMAP_DECODERS = ("h3r_topk", "shr_local_softargmax", "argmax", "argmax_quarter")
+HEATMAP_DECODERS = tuple(name for name, e in DECODERS.items() if e.roles == ("heatmap",))
+
+
+def decoder_entry(name: str) -> DecoderEntry:
+    try:
+        return DECODERS[name]
+    except KeyError:
+        raise DecoderParamError(f"unknown decoder {name!r}; known: {sorted(DECODERS)}") from None
 
 
 def decode(name: str, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Run decoder ``name`` on outputs keyed by role."""
-    try:
-        entry = DECODERS[name]
-    except KeyError:
-        raise DecoderParamError(f"unknown decoder {name!r}; known: {sorted(DECODERS)}") from None
-    return entry(outputs, params)
+    return decoder_entry(name)(outputs, params)
+
+
+def point_confidence(name: str, scores: np.ndarray) -> np.ndarray:
+    """(N, L) confidence in [0, 1] of decoder ``name``'s scores."""
+    return decoder_entry(name).point_confidence(scores)
 
 
 __all__ = ["DECODERS", "HEATMAP_DECODERS", "DecoderEntry", "DecoderParamError", "decode", "decode_argmax",
            "decode_argmax_quarter", "decode_h3r_topk", "decode_shr_local_softargmax", "decode_pipnet",
-           "decode_regression", "pipnet_neighbour_tables"]
+           "decode_regression", "decoder_entry", "pipnet_neighbour_tables", "point_confidence"]

@@ -79,8 +79,16 @@ def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tu
     return xy.astype(np.float32), mass.astype(np.float32)
 
 
-def decode_shr_local_softargmax(heatmaps: np.ndarray, *, stride: float, window: int = 5,
-                                temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+# SHR decoder defaults, found by a search on perfect encodings (tests/test_decoders.py): with the
+# encoder's Gaussian of sigma 2 cells, a 5×5 local soft-argmax at temperature 0.09 recovers
+# sub-pixel points to ~0.008 cells (0.033 px at stride 4). The paper publishes no temperature:
+# models store theirs in the metadata, these are the values used when they do not.
+SHR_WINDOW = 5
+SHR_TEMPERATURE = 0.09
+
+
+def decode_shr_local_softargmax(heatmaps: np.ndarray, *, stride: float, window: int = SHR_WINDOW,
+                                temperature: float = SHR_TEMPERATURE) -> tuple[np.ndarray, np.ndarray]:
     """SHR: softmax (values / temperature) over the d×d window around the argmax, expected offset added.
 
     Windows that cross the map border are clipped: cells outside get zero weight.

@@ -1,4 +1,8 @@
-"""Atomic outputs: a failed conversion must never leave a half-written model file."""
+"""Atomic outputs: an interrupted or failed write never leaves a half-written file under its final name.
+
+The one write helper of the project (model files, calibration caches, reports): it lives in the
+runtime layer because the runtime writes files too (``edgemark predict --json/--out``).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +31,36 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
     os.umask(umask)
     try:
         yield temps
+        for tmp in temps:  # data on disk before any rename, so a crash cannot leave an empty final file
+            _fsync(tmp)
         for tmp, final in reversed(list(zip(temps, finals))):
             os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is an ordinary file
             os.replace(tmp, final)
+        for folder in {f.parent for f in finals}:
+            _fsync(folder)
     finally:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems do not fsync directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically; ``-`` means standard output."""
+    if str(path) == "-":
+        print(text)
+        return
+    with atomic_paths(path) as (tmp,):
+        tmp.write_text(text)

@@ -8,7 +8,9 @@ from tqdm import tqdm
 
 from sdk.predictor import Predictor
 
-from .datasets import LandmarkDataset, map_landmarks
+from sdk.schemes import map_landmarks
+
+from .datasets import LandmarkDataset
 from .metrics import aflw2000_3d_report, auc, box_normaliser, failure_rate, interocular_normaliser, nme
 
 
@@ -26,11 +28,12 @@ def score_predictions(pred: np.ndarray, dataset: LandmarkDataset, pred_scheme: s
     """NME report in the dataset's scheme (predictions mapped, e.g. 98 → 68) with its standard normaliser."""
     mapped = map_landmarks(pred, pred_scheme, dataset.scheme)
     gt = np.stack([s.landmarks for s in dataset])
-    if dataset.name.startswith("aflw2000-3d"):
-        per_face = nme(mapped, gt, box_normaliser(gt))
+    protocol = dataset.protocol
+    normaliser = box_normaliser(gt) if protocol.normaliser == "box" else interocular_normaliser(gt, dataset.scheme)
+    per_face = nme(mapped, gt, normaliser)
+    if protocol.yaw_bins:
         report = aflw2000_3d_report(per_face, np.array([s.yaw for s in dataset], dtype=np.float64))
     else:
-        per_face = nme(mapped, gt, interocular_normaliser(gt, dataset.scheme))
         report = {"nme": float(np.mean(per_face)), "count": int(len(per_face)),
                   "fr_10": float(failure_rate(per_face)), "auc_10": float(auc(per_face))}
     report["per_face_nme"] = per_face

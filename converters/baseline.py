@@ -6,12 +6,13 @@ isolates the decoder's share of the accuracy from the quantization's share.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 from sdk.decoders import HEATMAP_DECODERS
 from sdk.metadata import DecoderSpec, ModelMetadata
+
+from .formats import writer_of
 
 
 def copy_with_decoder(path: str | Path, out_path: str | Path, decoder: str = "argmax",
@@ -33,26 +34,9 @@ def copy_with_decoder(path: str | Path, out_path: str | Path, decoder: str = "ar
     new = meta.replace(decoder=DecoderSpec(decoder, new_params),
                        provenance=_with_extra(meta, extra)).validate()
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        import onnx
-
-        from ..onnx_io import embed_metadata, save_onnx
-
-        save_onnx(embed_metadata(onnx.load(str(path)), new), out_path)
-    elif suffix == ".xml":
-        from .openvino import restamp_openvino
-
-        shutil.copyfile(path.with_suffix(".bin"), out_path.with_suffix(".bin"))
-        shutil.copyfile(path, out_path)
-        restamp_openvino(out_path, new)
-    elif suffix == ".tflite":
-        from .tflite import restamp_tflite
-
-        shutil.copyfile(path, out_path)
-        restamp_tflite(out_path, new)
-    else:
-        raise ValueError(f"cannot swap the decoder of {path}: unknown format {suffix!r}")
+    writer = writer_of(path)
+    writer.copy(path, out_path)
+    writer.restamp(out_path, new)
     return out_path
 
 

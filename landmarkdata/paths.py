@@ -1,8 +1,10 @@
 """Where the shared (never committed) data lives.
 
 Everything under ``shared/`` is reached through one setting, the environment
-variable ``EDGEMARK_SHARED`` (default: ``<repo root>/../shared``), so that tests
-and benchmarks can be pointed elsewhere and skip cleanly when it is absent.
+variable ``EDGEMARK_SHARED``. Unset, it defaults to the ``shared`` folder beside the
+working directory or beside one of its parents (a checkout with ``../shared`` beside it,
+run from anywhere inside it) — never to a place derived from where the package is
+installed, so an installed edgemark finds the data the same way a checkout does.
 """
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import os
 from pathlib import Path
 
 ENV_VAR = "EDGEMARK_SHARED"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SharedDataMissing(FileNotFoundError):
@@ -18,11 +19,17 @@ class SharedDataMissing(FileNotFoundError):
 
 
 def shared_root() -> Path:
-    """The shared data root: ``$EDGEMARK_SHARED`` or ``<repo root>/../shared``."""
+    """The shared data root: ``$EDGEMARK_SHARED``, else the nearest ``shared/`` beside the working
+    directory or one of its parents (``<cwd>/../shared`` when there is none, for the error message)."""
     value = os.environ.get(ENV_VAR)
     if value:
         return Path(value).expanduser()
-    return REPO_ROOT.parent / "shared"
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        candidate = folder.parent / "shared"
+        if candidate.is_dir() and folder.parent != folder:
+            return candidate
+    return cwd.parent / "shared"
 
 
 def shared_path(*parts: str | os.PathLike[str], required: bool = True) -> Path:

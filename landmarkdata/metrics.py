@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sdk.boxes import box_from_landmarks
 from sdk.metadata import LandmarkScheme
 from sdk.schemes import INTEROCULAR
 
@@ -49,10 +50,7 @@ def nme(pred: np.ndarray, gt: np.ndarray, normaliser: np.ndarray | float) -> np.
 
 
 def _nan_box(gt: np.ndarray) -> np.ndarray:
-    g = _as_batch(gt, "gt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN faces → NaN box, on purpose
-        return np.concatenate([np.nanmin(g, axis=1), np.nanmax(g, axis=1)], axis=-1)
+    return box_from_landmarks(_as_batch(gt, "gt"))
 
 
 def box_normaliser(gt: np.ndarray) -> np.ndarray:

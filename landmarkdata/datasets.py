@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from sdk.metadata import LandmarkScheme
+from sdk.boxes import box_from_landmarks
 from sdk.schemes import SCHEMES, scheme_for_points
 
 from .paths import SharedDataMissing, shared_path
@@ -49,6 +50,28 @@ WFLW_ATTRIBUTES: tuple[str, ...] = ("pose", "expression", "illumination", "makeu
 COCO_SCHEME_BY_POINTS: dict[int, str] = {68: "ibug68", 98: "wflw98", 29: "cofw29", 19: "aflw19"}
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """How a dataset is scored: the NME normaliser and whether results are reported per |yaw| bin.
+
+    ``normaliser``: "box" = sqrt(w·h) of the ground-truth landmark box (AFLW, AFLW2000-3D),
+    "interocular" = the scheme's outer-eye-corner distance (300W, WFLW, COFW); REFERENCE.md §2.
+    """
+
+    name: str
+    normaliser: str
+    yaw_bins: bool = False
+
+    def __post_init__(self) -> None:
+        if self.normaliser not in ("box", "interocular"):
+            raise ValueError(f"protocol normaliser must be 'box' or 'interocular', got {self.normaliser!r}")
+
+
+INTEROCULAR_PROTOCOL = Protocol("interocular", "interocular")
+AFLW2000_3D_PROTOCOL = Protocol("aflw2000-3d", "box", yaw_bins=True)
+BOX_PROTOCOL = Protocol("box", "box")
+
+
 class DatasetFormatError(ValueError):
     """An annotation file does not follow its documented format."""
 
@@ -67,21 +90,6 @@ class FaceSample:
     box: np.ndarray  # float32 (4,) [x1, y1, x2, y2]
     yaw: float | None = None  # |yaw| in degrees where the dataset has it
     subset: str | None = None
-
-
-def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
-    """``[min x, min y, max x, max y]`` of the annotated points, for (L, 2) or (N, L, 2).
-
-    NaN points are ignored; a face with no annotated point gets a NaN box.
-    """
-    pts = np.asarray(landmarks, dtype=np.float32)
-    if pts.ndim < 2 or pts.shape[-1] != 2:
-        raise ValueError(f"landmarks must have shape (..., L, 2), got {pts.shape}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN faces → NaN box, on purpose
-        lo = np.nanmin(pts, axis=-2)
-        hi = np.nanmax(pts, axis=-2)
-    return np.concatenate([lo, hi], axis=-1).astype(np.float32)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -106,6 +114,7 @@ class LandmarkDataset(Sequence[FaceSample]):
         boxes: np.ndarray,
         yaws: Sequence[float | None] | np.ndarray | None = None,
         subsets: Sequence[str | None] | None = None,
+        protocol: "Protocol | None" = None,
     ) -> None:
         n = len(names)
         lm = np.array(landmarks, dtype=np.float32, copy=True).reshape(n, -1, 2) if n else \
@@ -130,6 +139,7 @@ class LandmarkDataset(Sequence[FaceSample]):
         self.boxes: np.ndarray = _readonly(bx)
         self.yaws: np.ndarray = _readonly(yw)  # NaN where unknown
         self.subsets: list[str | None] = sub
+        self.protocol: Protocol = protocol or INTEROCULAR_PROTOCOL
 
     @classmethod
     def from_samples(cls, name: str, scheme: str, samples: Sequence[FaceSample]) -> "LandmarkDataset":
@@ -197,6 +207,7 @@ class LandmarkDataset(Sequence[FaceSample]):
             boxes=self.boxes[idx],
             yaws=self.yaws[idx],
             subsets=[self.subsets[i] for i in idx],
+            protocol=self.protocol,
         )
 
     def load_image(self, i: int) -> np.ndarray:
@@ -270,6 +281,16 @@ def _read_names(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
+def _image_folder_set(name: str, scheme: str, base: Path, names: list[str], landmarks: np.ndarray,
+                      yaw: np.ndarray | None, protocol: Protocol, limit: int | None) -> LandmarkDataset:
+    """The first ``limit`` faces of a ``<base>/images`` folder set; box = GT-landmark box, yaw = |yaw|."""
+    n = _apply_limit(len(names), limit)
+    lms = landmarks[:n].astype(np.float32)
+    return LandmarkDataset(name, scheme, names=names[:n], image_paths=[base / "images" / nm for nm in names[:n]],
+                           landmarks=lms, boxes=box_from_landmarks(lms),
+                           yaws=None if yaw is None else np.abs(yaw[:n].astype(np.float32)), protocol=protocol)
+
+
 def load_aflw2000_3d(
     root: PathLike | None = None, labels: str = "reannotated", limit: int | None = None
 ) -> LandmarkDataset:
@@ -278,8 +299,8 @@ def load_aflw2000_3d(
     ``root``: explicit folder, else ``$EDGEMARK_AFLW2000``, else ``<shared>/data/aflw2000-3d``.
     ``labels``: "reannotated" (primary ground truth) or "original" (3D-fit labels).
     """
-    if labels not in ("reannotated", "original"):
-        raise ValueError(f"labels must be 'reannotated' or 'original', got {labels!r}")
+    if labels not in LABEL_SETS:
+        raise ValueError(f"labels must be one of {LABEL_SETS}, got {labels!r}")
     if root is not None:
         base = Path(root)
     elif os.environ.get(AFLW2000_ENV_VAR):
@@ -294,16 +315,7 @@ def load_aflw2000_3d(
     if not (len(names) == len(lms) == len(yaw)) or lms.shape[1:] != (68, 2):
         raise DatasetFormatError(
             f"AFLW2000-3D at {base}: {len(names)} names, landmarks {lms.shape}, yaw {yaw.shape} do not agree")
-    n = _apply_limit(len(names), limit)
-    lms = lms[:n].astype(np.float32)
-    return LandmarkDataset(
-        "aflw2000-3d", "ibug68",
-        names=names[:n],
-        image_paths=[base / "images" / nm for nm in names[:n]],
-        landmarks=lms,
-        boxes=box_from_landmarks(lms),
-        yaws=np.abs(yaw[:n].astype(np.float32)),
-    )
+    return _image_folder_set("aflw2000-3d", "ibug68", base, names, lms, yaw, AFLW2000_3D_PROTOCOL, limit)
 
 
 def load_aflw_faces(root: PathLike | None = None, limit: int | None = None) -> LandmarkDataset:
@@ -320,16 +332,7 @@ def load_aflw_faces(root: PathLike | None = None, limit: int | None = None) -> L
     yaw = np.load(yaw_file) if yaw_file.exists() else None
     if len(names) != len(lms) or lms.shape[1:] != (21, 2) or (yaw is not None and len(yaw) != len(names)):
         raise DatasetFormatError(f"AFLW faces at {base}: {len(names)} names, landmarks {lms.shape} do not agree")
-    n = _apply_limit(len(names), limit)
-    lms = lms[:n].astype(np.float32)
-    return LandmarkDataset(
-        "aflw-faces", "aflw21",
-        names=names[:n],
-        image_paths=[base / "images" / nm for nm in names[:n]],
-        landmarks=lms,
-        boxes=box_from_landmarks(lms),
-        yaws=None if yaw is None else np.abs(yaw[:n].astype(np.float32)),
-    )
+    return _image_folder_set("aflw-faces", "aflw21", base, names, lms, yaw, BOX_PROTOCOL, limit)
 
 
 # --------------------------------------------------------------------------- 300W
@@ -411,10 +414,21 @@ def load_300w_folder(path: PathLike, recursive: bool = True) -> LandmarkDataset:
 # --------------------------------------------------------------------------- WFLW
 
 
+def _wflw_image_root(annotation_file: Path) -> Path:
+    for folder in annotation_file.resolve().parents:
+        if (folder / "WFLW_images").is_dir():
+            return folder / "WFLW_images"
+    return annotation_file.parent
+
+
 def load_wflw_annotations(
-    annotation_file: PathLike, image_root: PathLike, box_source: str = "file"
+    annotation_file: PathLike, image_root: PathLike | None = None, box_source: str = "file"
 ) -> LandmarkDataset:
     """WFLW list file: 196 coords, 4 box numbers, 6 attribute flags, image path per line.
+
+    ``image_root``: the folder the file's image paths are relative to; by default the nearest
+    ``WFLW_images`` folder beside the annotation file or one of its parents (the official
+    layout), else the annotation file's own folder.
 
     ``box_source="file"`` uses the file's own face rectangle (the WFLW protocol box);
     "landmarks" uses the GT-landmark box. Subset = the set attribute names joined by
@@ -424,7 +438,7 @@ def load_wflw_annotations(
     ann = Path(annotation_file)
     if not ann.is_file():
         raise FileNotFoundError(f"WFLW annotation file not found: {ann}")
-    img_root = Path(image_root)
+    img_root = Path(image_root) if image_root is not None else _wflw_image_root(ann)
     names, lms, boxes, subsets = [], [], [], []
     n_num = 196 + 4 + 6
     for lineno, line in enumerate(ann.read_text().splitlines(), 1):
@@ -527,6 +541,29 @@ DATASETS: dict[str, Callable[..., LandmarkDataset]] = {
 }
 
 
+DEFAULT_DATASET = "aflw2000-3d"  # the project's test set (REFERENCE.md §2)
+LABEL_SETS = ("reannotated", "original")  # AFLW2000-3D's two label sets (the first is primary)
+NEEDS_IMAGE_ROOT = ("coco",)  # loaders whose annotation file does not say where the images are
+
+
+def open_dataset(name: str, data_root: PathLike | None = None, *, image_root: PathLike | None = None,
+                 labels: str = LABEL_SETS[0], limit: int | None = None) -> LandmarkDataset:
+    """The one way the command line and the benchmark open a dataset by name: ``data_root`` is its
+    folder or annotation file (default for aflw2000-3d: the shared data), ``image_root`` the image
+    folder of annotation-file datasets, ``labels`` AFLW2000-3D's label set, ``limit`` the first N faces."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive number of faces, got {limit!r}")
+    if name == "aflw2000-3d":
+        return load_aflw2000_3d(data_root, labels=labels, limit=limit)
+    if name in NEEDS_IMAGE_ROOT and image_root is None:
+        raise ValueError(f"dataset {name!r} needs the folder its images are in (--image-root)")
+    extra = {"image_root": image_root} if image_root is not None else {}
+    data = load_dataset(name, data_root, **extra)
+    return data[:limit] if limit else data
+
+
 def load_dataset(name: str, path: PathLike | None = None, **kw: Any) -> LandmarkDataset:
     """Load a registered dataset; ``path`` is its root/folder/annotation file (see each loader)."""
     try:
@@ -540,36 +577,9 @@ def load_dataset(name: str, path: PathLike | None = None, **kw: Any) -> Landmark
     return loader(path, **kw)
 
 
-# --------------------------------------------------------------------------- schemes
-
-
-def _scheme_name(scheme: str | LandmarkScheme) -> str:
-    return scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
-
-
-def map_landmarks(pred: np.ndarray, from_scheme: str | LandmarkScheme, to_scheme: str | LandmarkScheme) -> np.ndarray:
-    """Re-express ``pred`` ((N, L, 2) or (L, 2)) in another scheme, e.g. WFLW-98 → iBUG-68.
-
-    Lets a 98-point model be scored on a 68-point test set (REFERENCE.md §2 mapping).
-    """
-    src, dst = _scheme_name(from_scheme), _scheme_name(to_scheme)
-    arr = np.asarray(pred)
-    if arr.ndim < 2 or arr.shape[-1] != 2:
-        raise ValueError(f"landmarks must have shape (..., L, 2), got {arr.shape}")
-    src_scheme = from_scheme if isinstance(from_scheme, LandmarkScheme) else SCHEMES.get(src)
-    if src_scheme is not None and arr.shape[-2] != src_scheme.num_points:
-        raise ValueError(f"{arr.shape[-2]} points given but scheme {src!r} has {src_scheme.num_points}")
-    if src == dst:
-        return arr
-    if dst == "ibug68" and src_scheme is not None and src_scheme.to68 is not None:
-        return arr[..., list(src_scheme.to68), :]
-    raise ValueError(f"no landmark mapping from scheme {src!r} to {dst!r} "
-                     f"(known: any scheme with a 68-point mapping → 'ibug68', or identity)")
-
-
 __all__ = [
-    "AFLW2000_ENV_VAR", "COCO_SCHEME_BY_POINTS", "DATASETS", "DatasetFormatError", "FaceSample", "ImageReadError",
-    "LandmarkDataset", "SUBSET_OF_300W_FOLDER", "WFLW_ATTRIBUTES", "box_from_landmarks", "default_scheme_name",
+    "AFLW2000_ENV_VAR", "COCO_SCHEME_BY_POINTS", "DATASETS", "DEFAULT_DATASET", "LABEL_SETS", "NEEDS_IMAGE_ROOT", "open_dataset", "DatasetFormatError", "FaceSample", "ImageReadError",
+    "LandmarkDataset", "Protocol", "SUBSET_OF_300W_FOLDER", "WFLW_ATTRIBUTES", "box_from_landmarks", "default_scheme_name",
     "load_300w_folder", "load_aflw2000_3d", "load_aflw_faces", "load_coco_keypoints", "load_dataset",
-    "load_wflw_annotations", "map_landmarks", "read_image", "read_pts", "subset_of_300w",
+    "load_wflw_annotations", "read_image", "read_pts", "subset_of_300w",
 ]

@@ -1,0 +1,179 @@
+"""The converters' command: ``edgemark convert`` (checkpoints and ONNX files into every format)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from sdk.commandline import Command, defaults_of, positive_int
+from sdk.formats import FORMATS
+from sdk.metadata import COLOR_ORDERS, COORDINATE_ORIGINS, SIDE_MODES, MetadataError
+
+from .int8.search import INT8_RECIPES, Int8Options
+from .source import ConversionError
+from .to_tflite import TFLITE_CONVERTERS
+
+INT8_DEFAULTS = defaults_of(Int8Options)
+
+
+def add_convert_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="?", help="checkpoint (.pth) or model (.onnx)")
+    p.add_argument("--arch", help="architecture of a torch checkpoint (see --list-archs)")
+    p.add_argument("--points", type=positive_int, help="number of landmarks (default: read from the checkpoint)")
+    p.add_argument("--input-size", type=positive_int, help="square input side in pixels")
+    p.add_argument("--meanface", help="PIPNet mean-face file (neighbour tables go into the metadata)")
+    p.add_argument("--metadata", help="JSON metadata for an ONNX file that has none (full schema)")
+    g = p.add_argument_group("metadata of an ONNX-only model (instead of, or overriding, --metadata)")
+    g.add_argument("--decoder", help="decoder name (regression, h3r_topk, shr_local_softargmax, argmax, pipnet, ...)")
+    g.add_argument("--decoder-param", action="append", metavar="KEY=VALUE", help="decoder parameter (repeatable)")
+    g.add_argument("--scheme", help="landmark scheme (wflw98, ibug68, aflw21; default: from --points)")
+    g.add_argument("--output", action="append", metavar="NAME=ROLE",
+                   help="ONNX output tensor and its role (heatmap, landmarks, cls, ...); repeatable")
+    g.add_argument("--mean", nargs="+", type=float, help="per-channel mean after scaling (1 or 3 values)")
+    g.add_argument("--std", nargs="+", type=float, help="per-channel std after scaling (1 or 3 values)")
+    g.add_argument("--scale", type=float, help="pixel scale before mean/std (default 1/255)")
+    g.add_argument("--color", choices=COLOR_ORDERS, help="channel order the network expects")
+    g.add_argument("--crop-expand", type=float, help="crop side = expand x box side")
+    g.add_argument("--crop-side-mode", choices=SIDE_MODES, help="box side measure")
+    g.add_argument("--crop-origin", choices=COORDINATE_ORIGINS,
+                   help="where the model's decoded coordinates count from")
+    p.add_argument("--tflite-converter", default=TFLITE_CONVERTERS[0], choices=TFLITE_CONVERTERS,
+                   help="TFLite path (auto: litert-torch for checkpoints, onnx2tf for ONNX files)")
+    p.add_argument("--name", help="base name of the output files (default: <arch>_<size> or the ONNX stem)")
+    p.add_argument("--to", nargs="+", default=["onnx"], choices=sorted(FORMATS), help="formats")
+    p.add_argument("--fp16", action="store_true", help="also write FP16 variants where the format has them")
+    _add_int8_arguments(p)
+    p.add_argument("--out", default="models", help="output directory")
+    p.add_argument("--no-verify", action="store_true", help="skip the landmark comparison on real face crops")
+    p.add_argument("--list-archs", action="store_true", help="list known architectures and exit")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .api import convert, load_source, metadata_from_json
+    from .architectures import list_archs
+
+    if args.list_archs:
+        print("\n".join(list_archs()))
+        return 0
+    if not args.source:
+        raise ConversionError("give a checkpoint or ONNX file (or --list-archs)")
+    from .metadata_options import has_metadata_options, metadata_from_options, parse_key_values
+
+    meta = metadata_from_json(args.metadata) if args.metadata else None
+    if has_metadata_options(args):
+        if Path(args.source).suffix.lower() != ".onnx":
+            raise ConversionError("--decoder/--mean/--crop-... describe ONNX files; a checkpoint's "
+                                  "metadata comes from --arch")
+        meta = metadata_from_options(
+            args.source, meta, decoder=args.decoder, decoder_params=parse_key_values(args.decoder_param),
+            points=args.points, scheme=args.scheme, input_size=args.input_size, mean=args.mean, std=args.std,
+            scale=args.scale, color=args.color, crop_expand=args.crop_expand, crop_side_mode=args.crop_side_mode,
+            crop_origin=args.crop_origin, outputs=parse_key_values(args.output, "--output") or None)
+    if meta is None and Path(args.source).suffix.lower() == ".onnx":
+        from .onnx_io import read_metadata
+
+        try:
+            read_metadata(args.source)
+        except MetadataError as exc:
+            raise MetadataError(f"{args.source}: {exc}; describe the model with --metadata FILE.json or with "
+                                "--decoder and the preprocessing options (see `edgemark convert --help`)") from None
+        except Exception:  # unreadable file: load_source reports it
+            pass
+    source = load_source(args.source, arch=args.arch, points=args.points, input_size=args.input_size,
+                         meanface=args.meanface, metadata=meta, name=args.name)
+    source.options["tflite_converter"] = args.tflite_converter
+    precisions = ["fp32", "fp16"] if args.fp16 else ["fp32"]
+    if args.int8:
+        source.options["int8"] = _int8_options(args)
+        precisions.append("int8")
+    jobs = [(f, p) for f in args.to for p in precisions if p in FORMATS[f].precisions]
+    rows = []
+    bar = tqdm(total=len(jobs), desc="convert", unit="file", disable=args.json)
+    failure = None
+    with source:  # removes the intermediate files whatever happens
+        for fmt, precision in jobs:
+            bar.set_postfix_str(f"{fmt} {precision}")
+            try:
+                (result,) = convert(source, [fmt], args.out, precisions=[precision], verify=not args.no_verify)
+            except ConversionError as exc:
+                failure = f"{fmt} {precision}: {exc}"
+                break
+            rows.append({**result.as_row(), **(_int8_summary(result.path) if precision == "int8" else {})})
+            bar.update()
+    bar.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    sys.stdout.flush()  # TensorFlow/LiteRT teardown can kill the process at exit; keep the report
+    if failure:  # what was written is reported above; the failed file was not written
+        print(f"edgemark convert: {failure}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_int8_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("INT8 (calibrated on real faces, checked against FP32 on held-out faces)")
+    g.add_argument("--int8", action="store_true", help="also write INT8 variants (ONNX Runtime QDQ, OpenVINO via "
+                   "NNCF, TFLite full-integer)")
+    g.add_argument("--calib", default=INT8_DEFAULTS["calib"], metavar="aflw-faces|PATH|NAME=PATH",
+                   help="calibration faces: 'aflw-faces' (default), a folder with boxes.json/boxes.csv, a boxes "
+                        "file, or NAME=PATH for a benchmarks dataset (e.g. 300w=/data/300W); never the test set")
+    g.add_argument("--calib-size", type=positive_int, default=INT8_DEFAULTS["calib_size"],
+                   help="calibration faces (default %(default)s)")
+    g.add_argument("--calib-val-size", type=positive_int, default=INT8_DEFAULTS["val_size"],
+                   help="held-out validation faces (default %(default)s)")
+    g.add_argument("--calib-seed", type=int, default=INT8_DEFAULTS["seed"], help="seed of the calibration/validation draw")
+    g.add_argument("--max-nme-increase", metavar="PCT", help="accuracy budget in NME points, e.g. '1%%' or 0.5: "
+                   "landmarks of INT8 vs FP32 on the validation faces; more layers stay float until it fits")
+    g.add_argument("--int8-io", action="store_true", help="TFLite: int8 input/output tensors (integer-only targets)")
+    g.add_argument("--int8-recipe", default=INT8_DEFAULTS["recipe"], choices=INT8_RECIPES,
+                   help="auto: budget-driven recipe search (default); naive: min-max, everything INT8 incl. outputs "
+                        "(a baseline for comparison)")
+
+
+def _parse_budget(text: str | None) -> float | None:
+    if text is None:
+        return None
+    value = text.strip().rstrip("%").strip()
+    try:
+        budget = float(value)
+    except ValueError:
+        raise ConversionError(f"--max-nme-increase takes NME points such as '1%' or 0.5, got {text!r}")
+    if not budget >= 0:
+        raise ConversionError(f"--max-nme-increase must be >= 0, got {text!r}")
+    return budget
+
+
+def _int8_options(args: argparse.Namespace) -> Any:
+    return Int8Options(calib=args.calib, calib_size=args.calib_size, val_size=args.calib_val_size,
+                       seed=args.calib_seed, max_nme_increase=_parse_budget(args.max_nme_increase),
+                       io="int8" if args.int8_io else "float", recipe=args.int8_recipe, progress=not args.json)
+
+
+def _int8_summary(path: Path) -> dict[str, Any]:
+    """Recipe and measured validation numbers of an INT8 file, read back from its metadata."""
+    from sdk.backends import open_backend
+
+    extra = open_backend(path).metadata.provenance.extra
+    recipe, val = extra.get("int8_recipe", {}), extra.get("validation", {})
+    return {"int8_recipe": recipe.get("name", ""), "val_nme_vs_fp32": val.get("nme_vs_fp32")}
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # rows may add columns (INT8 rows do)
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+
+COMMANDS = {"convert": Command(add_convert_arguments, run_convert)}
