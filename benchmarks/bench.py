@@ -59,6 +59,7 @@ class BenchConfig:
     force: bool = False
     ref_threads: int | None = None
     ref_batch: int | None = None
+    pipeline: bool = False  # also time predict(image) without boxes on a 640x480 frame, stage by stage
     progress: bool = True
 
     def reference(self) -> tuple[int, int]:
@@ -315,8 +316,6 @@ def _latency_cell(predictor, image: np.ndarray, box: np.ndarray, threads: int, b
 
 
 def _accuracy(predictor, dataset, settings: dict[str, Any], progress: bool, desc: str) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from landmarkdata.evaluate import predict_dataset, score_predictions
     from landmarkdata.metrics import YAW_BINS, subset_report, summary, yaw_bins
 
@@ -526,6 +525,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     _merge(record, exc.partial)
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 tqdm.write(f"edgemark bench: {item['name']}: {record['error']}", file=sys.stderr)
+        if cfg.pipeline and not item.get("peer") and (cfg.force or not _has_pipeline(old, cfg)):
+            record["pipeline"] = _pipeline(item["file"], cfg)
         records[item["id"]] = record
         data["models"] = sorted(records.values(), key=lambda m: m["id"])
         save_results(results_path, data)  # after every model: a run that dies keeps what it measured
@@ -533,6 +534,25 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     bar.close()
     write_report(data, out)
     return data
+
+
+def _has_pipeline(record: dict[str, Any] | None, cfg: BenchConfig) -> bool:
+    return bool(record) and all(str(t) in (record.get("pipeline") or {}) for t in cfg.threads)
+
+
+def _pipeline(path: str, cfg: BenchConfig) -> dict[str, Any]:
+    """Stage-by-stage latency of predict(image) without boxes, per thread count (benchmarks.pipeline)."""
+    from sdk.predictor import Predictor
+
+    from .pipeline import measure_pipeline
+
+    out = {}
+    for threads in cfg.threads:
+        try:
+            out[str(threads)] = measure_pipeline(Predictor(path, threads=threads), runs=cfg.runs, warmup=cfg.warmup)
+        except Exception as exc:  # a model the detector path cannot run is a result too
+            out[str(threads)] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
 
 
 def _now() -> str:
@@ -564,6 +584,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not look for the models' source checkpoints under the shared weights")
     p.add_argument("--ref-threads", type=positive_int, help="threads of the reference setting (default 2)")
     p.add_argument("--ref-batch", type=positive_int, help="batch of the reference setting (default 1)")
+    p.add_argument("--pipeline", action="store_true",
+                   help="also time predict(image) without boxes on a 640x480 frame, stage by stage (detector, crop, "
+                        "inference, decoding, mapping back, re-crop)")
     p.add_argument("--in-process", action="store_true",
                    help="measure all models in this process (faster; peak memory is then cumulative)")
     p.add_argument("--force", action="store_true", help="re-measure what results.json already holds")
@@ -579,7 +602,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         peers_checkpoint=Path(args.peers) if args.peers else None, peers_arch=args.arch,
         auto_peers=not args.no_auto_peers, peer_flip_test=args.peer_flip_test, isolate=not args.in_process,
         force=args.force,
-        ref_threads=args.ref_threads, ref_batch=args.ref_batch, progress=not args.quiet)
+        ref_threads=args.ref_threads, ref_batch=args.ref_batch, pipeline=args.pipeline, progress=not args.quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+import json
+from typing import Any
+
 from landmarkdata.datasets import DATASETS, DEFAULT_DATASET, LABEL_SETS, open_dataset
+from sdk.atomic import write_text
 from sdk.commandline import defaults_of, positive_int
 
 DATASET_DEFAULTS = defaults_of(open_dataset)
@@ -19,3 +23,12 @@ def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", default=DATASET_DEFAULTS["labels"], choices=LABEL_SETS,
                    help="AFLW2000-3D label set (default %(default)s)")
     p.add_argument("--limit", type=positive_int, help="first N faces only")
+
+
+def emit_report(report: dict[str, Any], out: str | None) -> int:
+    """Print a benchmark's JSON report and, with ``out``, write it there atomically; exit code 0."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        write_text(out, text + "\n")
+    return 0

@@ -12,11 +12,11 @@ peers runs on the runtime stack alone.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdk.atomic import sha256_file  # also imported from here by benchmarks.bench
 from sdk.backends.onnxruntime import OnnxRuntimeBackend
 from sdk.decoders import HEATMAP_DECODERS
 from sdk.metadata import DecoderSpec, ModelMetadata
@@ -33,14 +33,6 @@ class PeerCheckpoint:
     path: Path
     arch: str
     sha256: str
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_checkpoints(root: Path) -> dict[str, Path]:

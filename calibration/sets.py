@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -207,11 +208,50 @@ def load_boxes_file(path: str | Path) -> Any:
                            landmarks=lms, boxes=np.stack(boxes))
 
 
+def detect_folder_faces(folder: str | Path, detector: Any = None) -> FaceSource:
+    """Every face the built-in detector (``sdk.detection.default_detector``) finds in the photos of
+    ``folder`` (top level), each box mapped onto the landmark models' box convention by the
+    detector's adapter. Unreadable files are skipped. The identity covers the files' names,
+    sizes and modification times and the detector, so the cache notices any change."""
+    import cv2
+
+    from landmarkdata.datasets import IMAGE_EXTENSIONS, LandmarkDataset
+    from sdk.detection import box_adapter_of, default_detector
+
+    folder = Path(folder)
+    photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in IMAGE_EXTENSIONS)
+    if not photos:
+        raise CalibrationSourceError(f"calibration folder {folder} holds no photos ({', '.join(IMAGE_EXTENSIONS)}) "
+                                     f"and no {' or '.join(BOXES_FILE_NAMES)}")
+    detector = detector or default_detector()
+    adapter = box_adapter_of(detector)
+    names, paths, boxes, stamp = [], [], [], []
+    for photo in photos:
+        stat = photo.stat()
+        stamp.append(f"{photo.name}:{stat.st_size}:{stat.st_mtime_ns}")
+        image = cv2.imread(str(photo), cv2.IMREAD_COLOR) if stat.st_size else None
+        if image is None:
+            continue
+        found, _ = detector.detect(image)
+        for k, box in enumerate(adapter.apply(np.asarray(found, np.float32).reshape(-1, 4))):
+            names.append(f"{photo.name}#{k}")
+            paths.append(photo)
+            boxes.append(box)
+    if not boxes:
+        raise CalibrationSourceError(f"the face detector found no face in the {len(photos)} photos of {folder}")
+    data = LandmarkDataset(f"folder:{folder.name}", "unlabelled", names=names, image_paths=paths,
+                           landmarks=np.zeros((len(boxes), 0, 2), np.float32), boxes=np.stack(boxes))
+    digest = _sha256_bytes("\n".join(stamp).encode(), repr(detector).encode(), repr(adapter).encode())
+    return FaceSource(f"{folder} ({len(boxes)} faces found by {type(detector).__name__} in {len(photos)} photos)",
+                      f"folder:{folder.resolve()}:{digest[:16]}", data)
+
+
 def resolve_source(source: Any = DEFAULT_SOURCE) -> FaceSource:
     """Turn a source description into faces plus a stable identity.
 
     ``source``: ``"aflw-faces"`` (default, AFLW training faces in the shared data); a
-    folder holding ``boxes.json``/``boxes.csv``; a boxes file; ``"NAME=PATH"`` for a
+    folder holding ``boxes.json``/``boxes.csv``, or a plain folder of photos (faces found by the
+    built-in detector, ``detect_folder_faces``); a boxes file; ``"NAME=PATH"`` for a
     dataset loader of :mod:`landmarkdata.datasets` taking one path (e.g. ``300w=/data/300W``);
     or a :class:`~landmarkdata.datasets.LandmarkDataset`. AFLW2000-3D is refused.
     """
@@ -241,9 +281,8 @@ def resolve_source(source: Any = DEFAULT_SOURCE) -> FaceSource:
     if path.is_dir():
         _refuse_test_set(paths=[path])
         found = [path / n for n in BOXES_FILE_NAMES if (path / n).is_file()]
-        if not found:
-            raise CalibrationSourceError(f"calibration folder {path} has no {' or '.join(BOXES_FILE_NAMES)} "
-                                         "listing its faces (see calibration.sets.load_boxes_file)")
+        if not found:  # a plain folder of photos: the built-in detector finds the faces
+            return detect_folder_faces(path)
         path = found[0]
     if path.is_file():
         data = load_boxes_file(path)
@@ -308,9 +347,12 @@ def build_calibration_set(meta: ModelMetadata, source: Any = DEFAULT_SOURCE, *, 
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
     usable = _usable(src.dataset)
+    if progress:
+        print(f"calibration faces: {src.name}", file=sys.stderr)
     if len(usable) < size + val_size:
         raise CalibrationSourceError(f"calibration source {src.name!r} has {len(usable)} usable faces; "
-                                     f"{size} calibration + {val_size} validation faces were asked for")
+                                     f"{size} calibration + {val_size} validation faces were asked for "
+                                     "(lower --calib-size / --calib-val-size, or add photos)")
     order = np.random.default_rng(seed).permutation(usable)
     calib_idx, val_idx = np.sort(order[:size]), np.sort(order[size:size + val_size])
     calib, _ = _crops(src.dataset, calib_idx, meta, progress, "calibration crops")

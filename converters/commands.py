@@ -41,6 +41,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the model's decoded coordinates count from")
     p.add_argument("--tflite-converter", default=TFLITE_CONVERTERS[0], choices=TFLITE_CONVERTERS,
                    help="TFLite path (auto: litert-torch for checkpoints, onnx2tf for ONNX files)")
+    p.add_argument("--tflite-float", metavar="FILE.tflite",
+                   help="TFLite INT8: quantize this FP32 .tflite of the same model (e.g. one litert-torch wrote) "
+                        "instead of converting the ONNX again; it is checked against the ONNX first")
     p.add_argument("--name", help="base name of the output files (default: <arch>_<size> or the ONNX stem)")
     p.add_argument("--to", nargs="+", default=["onnx"], choices=sorted(FORMATS), help="formats")
     p.add_argument("--fp16", action="store_true", help="also write FP16 variants where the format has them")
@@ -87,6 +90,10 @@ def run_convert(args: argparse.Namespace) -> int:
     source = load_source(args.source, arch=args.arch, points=args.points, input_size=args.input_size,
                          meanface=args.meanface, metadata=meta, name=args.name)
     source.options["tflite_converter"] = args.tflite_converter
+    if args.tflite_float:
+        if not Path(args.tflite_float).is_file():
+            raise ConversionError(f"--tflite-float {args.tflite_float}: no such file")
+        source.options["tflite_float"] = args.tflite_float
     precisions = ["fp32", "fp16"] if args.fp16 else ["fp32"]
     if args.int8:
         source.options["int8"] = _int8_options(args)

@@ -2,7 +2,6 @@
 that every other format is converted from. Imported by every format writer; imports none of them."""
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk import __version__
+from sdk.atomic import sha256_file
 from sdk.backends import open_backend
 from sdk.backends.base import Backend
 from sdk.errors import EdgemarkError
@@ -69,11 +69,7 @@ def output_path(source: SourceModel, out_dir: Path, fmt: str, tag: str) -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def with_precision(meta: ModelMetadata, precision: str, **extra: Any) -> ModelMetadata:

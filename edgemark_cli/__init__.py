@@ -25,10 +25,15 @@ class CommandEntry:
     help: str
     module: str  # module with a COMMANDS table holding this name
     requires: tuple[str, ...] = ()  # importable modules it needs beyond the runtime
-    extra: str | None = None  # pip extra that brings them
+    extra: str | None = None  # extra of edgemark-tools (this repository's second distribution) that brings them
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if not _importable(m)]
+
+    @property
+    def install_hint(self) -> str:
+        return (f"pip install 'edgemark-tools[{self.extra}]' (from an edgemark checkout: "
+                f"pip install './tools[{self.extra}]')")
 
 
 COMMANDS: dict[str, CommandEntry] = {c.name: c for c in (
@@ -65,7 +70,7 @@ def version() -> str:
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {c.name:<9} {c.help}" + (f"  [needs edgemark[{c.extra}]]" if c.missing() else "")
+    listing = "\n".join(f"  {c.name:<9} {c.help}" + (f"  [needs edgemark-tools[{c.extra}]]" if c.missing() else "")
                         for c in COMMANDS.values())
     parser = argparse.ArgumentParser(
         prog="edgemark", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -96,8 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     entry = COMMANDS[argv[0]]
     missing = entry.missing()
     if missing:
-        return _fail(entry.name, f"needs {', '.join(missing)}, which this install lacks: "
-                                 f"pip install 'edgemark[{entry.extra}]'")
+        return _fail(entry.name, f"needs {', '.join(missing)}, which this install lacks: {entry.install_hint}")
     from sdk.errors import EdgemarkError
 
     try:
@@ -116,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         if debug:
             raise
-        hint = f": pip install 'edgemark[{entry.extra}]'" if entry.extra else ""
+        hint = f": {entry.install_hint}" if entry.extra else ""
         return _fail(entry.name, f"needs the module {exc.name!r}, which is not installed{hint}")
     except KeyboardInterrupt:
         return _fail(entry.name, "interrupted", 130)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, overload
@@ -18,9 +17,8 @@ from typing import Any, Callable, Iterator, Sequence, overload
 import cv2
 import numpy as np
 
-from sdk.metadata import LandmarkScheme
 from sdk.boxes import box_from_landmarks
-from sdk.schemes import SCHEMES, scheme_for_points
+from sdk.schemes import scheme_for_points
 
 from .paths import SharedDataMissing, shared_path
 

@@ -9,7 +9,6 @@ mean infinite rather than silently vanishing).
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any, Sequence
 
 import numpy as np

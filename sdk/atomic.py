@@ -57,6 +57,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's content, read in 1 MiB blocks (the identity of a model or an input)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically; ``-`` means standard output."""
     if str(path) == "-":

@@ -14,8 +14,9 @@ TRACKER_DEFAULTS = defaults_of(LandmarkTracker)
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", metavar="IMAGE_VIDEO_OR_CAMERA",
-                   help="image file, video file (.mp4, .avi, ...) or camera index (0, 1, ...)")
+    p.add_argument("image", nargs="+", metavar="INPUT",
+                   help="image, video (.mp4, .avi, ...) or camera index (0, 1, ...); or, for a batch job, folders, "
+                        "globs ('photos/**/*.jpg') and list files (.txt, one path per line)")
     p.add_argument("--model", help="model file (.onnx, .xml, .tflite); default: the bundled model")
     p.add_argument("--backend", choices=sorted(RUNTIMES), help="force a runtime (default: from the file extension)")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X1", "Y1", "X2", "Y2"),
@@ -23,7 +24,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--whole-image", action="store_true", help="use the whole image as the face box (face crops)")
     p.add_argument("--flip-test", action="store_true", help="average a mirrored pass (more accurate, 2x slower)")
     p.add_argument("--threads", type=positive_int, help="CPU threads of the runtime (default: the runtime's)")
-    p.add_argument("--out", help="write an annotated copy of the image / video (mp4) here")
+    p.add_argument("--out", help="one image or video: its annotated copy (.jpg, .png, .mp4); a batch: the rows, by "
+                                 "extension: .jsonl, .csv or .parquet (a folder of parts), resumed when it exists")
     p.add_argument("--json", help="write landmarks as JSON here ('-' for stdout)")
     p.add_argument("--redetect-every", type=positive_int, default=TRACKER_DEFAULTS["redetect_every"],
                    help="video: run the face detector every N frames (default %(default)s)")
@@ -31,6 +33,55 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="video: re-detect when a face's confidence drops below this (default %(default)s)")
     p.add_argument("--no-smooth", action="store_true", help="video: no One-Euro smoothing")
     p.add_argument("--max-frames", type=positive_int, help="video/camera: stop after N frames")
+    g = p.add_argument_group("batch jobs (several inputs, a folder, a glob or a list, or --out .jsonl/.csv/.parquet)")
+    g.add_argument("--recursive", action="store_true", help="also take the photos in sub-folders")
+    g.add_argument("--workers", type=positive_int, help="worker processes (default: the cores)")
+    g.add_argument("--scheme", choices=["native", "68"], default="native",
+                   help="landmarks in the model's scheme, or its 68-point subset")
+    g.add_argument("--annotate", metavar="DIR", help="also write annotated copies into DIR")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local processes, or a Ray Data pipeline (pip install 'edgemark[ray]'; writes Parquet)")
+    g.add_argument("--actors", type=positive_int, default=1, help="Ray: actors in the pool (default 1)")
+    g.add_argument("--cpus-per-actor", type=float, help="Ray: CPUs (and runtime threads) per actor")
+    g.add_argument("--ray-address", help="Ray: cluster to join (e.g. 'auto'; default: start a local instance)")
+
+
+def is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a glob, a list file, a row output or the Ray engine make a batch job."""
+    from pathlib import Path
+
+    from .batch.sources import LIST_EXTENSIONS
+    from .batch.writers import OUTPUT_EXTENSIONS
+
+    if len(args.image) > 1 or args.engine == "ray" or args.annotate:
+        return True
+    only = args.image[0]
+    return (Path(only).is_dir() or any(c in only for c in "*?[") or Path(only).suffix.lower() in LIST_EXTENSIONS
+            or (args.out is not None and Path(args.out).suffix.lower() in OUTPUT_EXTENSIONS))
+
+
+def run_batch_job(args: argparse.Namespace) -> int:
+    from .batch import BatchOptions, run_batch
+    from .errors import InputError
+
+    if not args.out:
+        raise InputError("a batch job needs --out FILE.jsonl, FILE.csv or FOLDER.parquet for its rows")
+    options = BatchOptions(model=args.model, backend=args.backend, workers=args.workers, threads=args.threads,
+                           recursive=args.recursive, scheme68=args.scheme == "68", flip_test=args.flip_test,
+                           annotate=args.annotate)
+    if args.engine == "ray":
+        from .batch.ray_engine import run_ray
+
+        counts = run_ray(args.image, args.out, options, actors=args.actors, cpus_per_actor=args.cpus_per_actor,
+                         address=args.ray_address)
+        print(f"{counts['files']} files ({counts['skipped']} already done); {counts['rows']} rows in {args.out} "
+              f"(Ray Data, {args.actors} actor(s))")
+        return 0
+    summary = run_batch(args.image, args.out, options)
+    print(summary.line() + f"; rows: {args.out}")
+    for source, error in summary.errors[:5]:
+        print(f"  unreadable: {source}: {error}")
+    return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -41,6 +92,9 @@ def run_predict(args: argparse.Namespace) -> int:
     from .predictor import Predictor
     from .video import is_video_source
 
+    if is_batch(args):
+        return run_batch_job(args)
+    args.image = args.image[0]
     predictor = Predictor(args.model, backend=args.backend, threads=args.threads, flip_test=args.flip_test)
     if is_video_source(args.image):
         from .video import run_video

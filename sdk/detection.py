@@ -8,7 +8,10 @@ without one are taken as already matching.
 
 Built in:
 
-* :class:`CascadeDetector` (the default): OpenCV's frontal-face Haar cascade, evaluated by
+* :class:`sdk.blazeface.BlazeFaceDetector` (the default, ``default_detector``): MediaPipe's
+  BlazeFace networks shipped in every runtime format, so it runs on whichever runtime is
+  installed; short range first, full range when that finds no face.
+* :class:`CascadeDetector` (a named fallback): OpenCV's frontal-face Haar cascade, evaluated by
   ``cv2.CascadeClassifier`` where the installed OpenCV has it (4.x) and by the numpy
   evaluator in :mod:`sdk.haar` otherwise (OpenCV 5 dropped the class and the cascade files;
   the cascade ships with edgemark in ``sdk/data``). Offline, no extra dependency, frontal
@@ -18,14 +21,13 @@ Built in:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from .boxes import box_from_landmarks
+from .boxes import BoxAdapter, box_from_landmarks
 from .errors import InputError, ModelLoadError
 
 CASCADE_ENV_VAR = "EDGEMARK_FACE_CASCADE"
@@ -37,70 +39,6 @@ class FaceDetector(Protocol):
     """Anything that finds faces: ``detect(image_bgr) -> (boxes (F, 4) float32, scores (F,) float32)``."""
 
     def detect(self, image_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class BoxAdapter:
-    """Detector box → landmark-model box: centre shifted by ``shift_x·w, shift_y·h``, size scaled.
-
-    Detectors and landmark training sets disagree on what a "face box" is (a Haar box
-    is a square from brows to mouth; the landmark models expect the box around the 68
-    landmarks, jaw included). A box off by 10 % costs more NME than most model changes,
-    so each detector gets an adapter fitted on real faces (:meth:`fit`).
-    """
-
-    scale_x: float = 1.0
-    scale_y: float = 1.0
-    shift_x: float = 0.0
-    shift_y: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (self.scale_x > 0 and self.scale_y > 0):
-            raise ValueError(f"box adapter scales must be positive, got {self.scale_x}, {self.scale_y}")
-        if not all(np.isfinite([self.scale_x, self.scale_y, self.shift_x, self.shift_y])):
-            raise ValueError("box adapter parameters must be finite")
-
-    def apply(self, boxes: np.ndarray) -> np.ndarray:
-        """Detector boxes (F, 4) → model boxes (F, 4), float32."""
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-        cx = (b[:, 0] + b[:, 2]) / 2 + self.shift_x * w
-        cy = (b[:, 1] + b[:, 3]) / 2 + self.shift_y * h
-        nw, nh = w * self.scale_x, h * self.scale_y
-        return np.stack([cx - nw / 2, cy - nh / 2, cx + nw / 2, cy + nh / 2], axis=1).astype(np.float32)
-
-    def invert(self, boxes: np.ndarray) -> np.ndarray:
-        """Model boxes (F, 4) → detector-style boxes: the exact inverse of :meth:`apply`."""
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        w, h = (b[:, 2] - b[:, 0]) / self.scale_x, (b[:, 3] - b[:, 1]) / self.scale_y
-        cx = (b[:, 0] + b[:, 2]) / 2 - self.shift_x * w
-        cy = (b[:, 1] + b[:, 3]) / 2 - self.shift_y * h
-        return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-
-    @classmethod
-    def fit(cls, detected: np.ndarray, target: np.ndarray, mode: str = "crop") -> "BoxAdapter":
-        """The adapter mapping ``detected`` boxes onto ``target`` boxes (paired rows), by medians.
-
-        ``mode="crop"`` (default) matches what the landmark model sees: the centre and the longer
-        side (the crop is a square of side ∝ max(w, h)), scaling both axes alike. ``mode="box"``
-        matches width and height separately (the box itself, e.g. for drawing). Medians, not
-        means: a few wrong pairings (a detection on the wrong face) would otherwise drag the fit.
-        """
-        d = np.asarray(detected, dtype=np.float64).reshape(-1, 4)
-        t = np.asarray(target, dtype=np.float64).reshape(-1, 4)
-        if len(d) == 0 or len(d) != len(t):
-            raise ValueError(f"need equally many detected and target boxes (got {len(d)} and {len(t)})")
-        if mode not in ("crop", "box"):
-            raise ValueError(f"mode must be 'crop' or 'box', got {mode!r}")
-        dw, dh = d[:, 2] - d[:, 0], d[:, 3] - d[:, 1]
-        tw, th = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
-        if mode == "crop":
-            sx = sy = float(np.median(np.maximum(tw, th) / np.maximum(dw, dh)))
-        else:
-            sx, sy = float(np.median(tw / dw)), float(np.median(th / dh))
-        return cls(scale_x=sx, scale_y=sy,
-                   shift_x=float(np.median(((t[:, 0] + t[:, 2]) - (d[:, 0] + d[:, 2])) / 2 / dw)),
-                   shift_y=float(np.median(((t[:, 1] + t[:, 3]) - (d[:, 1] + d[:, 3])) / 2 / dh)))
 
 
 IDENTITY_ADAPTER = BoxAdapter()
@@ -271,9 +209,13 @@ class YuNetDetector:
         return boxes.astype(np.float32), f[:, -1].astype(np.float32)
 
 
-def default_detector() -> CascadeDetector:
-    """The detector ``Predictor`` uses when it has to find faces itself."""
-    return CascadeDetector()
+def default_detector(threads: int | None = None) -> "FaceDetector":
+    """The detector ``Predictor`` uses when it has to find faces itself: BlazeFace ("auto": short
+    range, full range when that finds none) on the first installed runtime (``sdk.blazeface``), with
+    the landmark model's thread count."""
+    from .blazeface import BlazeFaceDetector
+
+    return BlazeFaceDetector("auto", threads=threads)
 
 
 __all__ = ["BoxAdapter", "CASCADE_ADAPTER", "CascadeDetector", "FaceDetector", "IDENTITY_ADAPTER", "YuNetDetector",

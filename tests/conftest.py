@@ -60,13 +60,6 @@ def runtime_onnx() -> Path:
     return SHIPPED_MODELS / DEFAULT_MODEL
 
 
-def needs_workstation(*modules: str) -> None:
-    """Skip the calling test module unless the converter stack is installed (runtime-only installs)."""
-    for module in modules:
-        pytest.importorskip(module, reason=f"{module} is part of the workstation stack (pip install "
-                                           "'edgemark[convert]'); the runtime tests run without it")
-
-
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory) -> Path:
     """A randomly initialised 64-px H3R-style model with 98 points, exported by the converters."""

@@ -42,7 +42,7 @@ def test_a_command_with_missing_dependencies_names_its_extra(monkeypatch, capsys
     assert main(["convert", "--help"]) == 2
     err = capsys.readouterr().err
     assert err == ("edgemark convert: needs no_such_module_for_edgemark, which this install lacks: "
-                   "pip install 'edgemark[convert]'\n")
+                   "pip install 'edgemark-tools[convert]' (from an edgemark checkout: pip install './tools[convert]')\n")
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):

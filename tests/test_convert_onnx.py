@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+pytest.importorskip("torch", reason="workstation stack (pip install './tools[convert]'); the runtime tests run without it")
 import torch
 
 from converters.api import ConversionError, convert, load_source

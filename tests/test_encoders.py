@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+pytest.importorskip("torch", reason="workstation stack (pip install './tools[convert]'); the runtime tests run without it")
 import torch
 
 from sdk.decoders import decode, decode_shr_local_softargmax, pipnet_neighbour_tables

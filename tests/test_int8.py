@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
-pytest.importorskip("onnx", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+pytest.importorskip("torch", reason="workstation stack (pip install './tools[convert]'); the runtime tests run without it")
+pytest.importorskip("onnx", reason="workstation stack (pip install './tools[convert]'); the runtime tests run without it")
 
 from calibration import CalibrationSourceError, build_calibration_set, load_boxes_file
 from calibration.readers import (ONNX2TF_CALIBRATION_FILE, ort_reader, tflite_representative_dataset,

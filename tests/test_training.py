@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="workstation stack (pip install 'edgemark[convert]'); the runtime tests run without it")
+pytest.importorskip("torch", reason="workstation stack (pip install './tools[convert]'); the runtime tests run without it")
 import torch
 
 from sdk.metadata import CropRule, InputSpec

@@ -48,7 +48,12 @@ class TfliteQuantizer:
         self.workdir = Path(workdir) if workdir is not None else Path(self._tmp.name)
         self.converter = choose_converter(source, (getattr(source, "options", None) or {}).get("tflite_converter",
                                                                                                "auto"))
-        raw_fp32 = float_files(source, Path(fp32_onnx), self.converter)["fp32"]  # reuses an FP32 conversion
+        given = (getattr(source, "options", None) or {}).get("tflite_float")
+        # A given FP32 .tflite (e.g. litert-torch's, for an ONNX whose onnx2tf conversion is wrong) is matched
+        # against the ONNX by finalize_tflite below like a converted one; otherwise reuse the FP32 conversion.
+        raw_fp32 = Path(given) if given else float_files(source, Path(fp32_onnx), self.converter)["fp32"]
+        if given:
+            self.converter = f"given FP32 file {Path(given).name}"
         self.onnx_path = Path(fp32_onnx)
         self.meta = meta
         # Outputs matched to the ONNX, renamed to the metadata names, weights inlined, layouts recorded.

@@ -22,14 +22,15 @@ def backend_for_path(path: str | Path) -> str:
 
 
 def open_backend(path: str | Path, backend: str | None = None, threads: int | None = None,
-                 metadata: ModelMetadata | None = None) -> Backend:
-    """Open ``path`` with the named runtime, or the one its extension implies."""
+                 metadata: ModelMetadata | None = None, *, raw: bool = False) -> Backend:
+    """Open ``path`` with the named runtime, or the one its extension implies (``raw``: a network
+    without edgemark metadata, see ``Backend``)."""
     if backend is not None and backend not in RUNTIMES:
         raise ModelLoadError(f"unknown backend {backend!r}; available: {available_backends()}")
     fmt = RUNTIMES[backend] if backend is not None else format_of(path)
     module, cls = fmt.backend.split(":")
     klass = getattr(importlib.import_module(f".{module}", __name__), cls)
-    return klass(path, threads=threads, metadata=metadata)
+    return klass(path, threads=threads, metadata=metadata, raw=raw)
 
 
 __all__ = ["FORMATS", "Backend", "available_backends", "backend_for_path", "open_backend"]

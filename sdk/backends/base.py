@@ -31,7 +31,10 @@ class Backend(ABC):
         if fmt is not None:
             cls.extensions, cls.thread_safe = fmt.extensions, fmt.thread_safe
 
-    def __init__(self, path: str | Path, threads: int | None = None, metadata: ModelMetadata | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, metadata: ModelMetadata | None = None,
+                 *, raw: bool = False):
+        """``raw=True`` opens a network that carries no edgemark metadata (the face detector's):
+        ``metadata`` is then None and callers read outputs by name or shape themselves."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelLoadError(f"model file not found: {self.path}")
@@ -40,7 +43,7 @@ class Backend(ABC):
         self.threads = threads
         self._override = metadata
         self._load()
-        self.metadata = (metadata or self._read_metadata()).validate()
+        self.metadata: ModelMetadata | None = None if raw else (metadata or self._read_metadata()).validate()
 
     @abstractmethod
     def _load(self) -> None:

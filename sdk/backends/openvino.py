@@ -80,7 +80,8 @@ class OpenVinoBackend(Backend):
 
     def output_names(self) -> list[str]:
         if self._names is None:
-            wanted = {o.name for o in self.metadata.outputs} if hasattr(self, "metadata") else set()
+            meta = getattr(self, "metadata", None)
+            wanted = {o.name for o in meta.outputs} if meta is not None else set()
             self._names = [next((n for n in sorted(p.get_names()) if n in wanted), None) or p.get_any_name()
                            for p in self._ports]
         return self._names
