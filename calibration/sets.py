@@ -339,6 +339,8 @@ def build_calibration_set(meta: ModelMetadata, source: Any = DEFAULT_SOURCE, *, 
     if size < 1 or val_size < 0:
         raise CalibrationSourceError(f"calibration size must be >= 1 and validation size >= 0, got {size}, {val_size}")
     src = resolve_source(source)
+    if progress:
+        print(f"calibration faces: {src.name}", file=sys.stderr)
     key = cache_key(src.identity, meta, size, val_size, seed)
     cache_file = Path(cache_dir or default_cache_dir()) / f"calib_{key}.npz"
     if use_cache and cache_file.is_file():
@@ -347,8 +349,6 @@ def build_calibration_set(meta: ModelMetadata, source: Any = DEFAULT_SOURCE, *, 
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             cache_file.unlink(missing_ok=True)
     usable = _usable(src.dataset)
-    if progress:
-        print(f"calibration faces: {src.name}", file=sys.stderr)
     if len(usable) < size + val_size:
         raise CalibrationSourceError(f"calibration source {src.name!r} has {len(usable)} usable faces; "
                                      f"{size} calibration + {val_size} validation faces were asked for "

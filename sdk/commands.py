@@ -68,7 +68,7 @@ def run_batch_job(args: argparse.Namespace) -> int:
         raise InputError("a batch job needs --out FILE.jsonl, FILE.csv or FOLDER.parquet for its rows")
     options = BatchOptions(model=args.model, backend=args.backend, workers=args.workers, threads=args.threads,
                            recursive=args.recursive, scheme68=args.scheme == "68", flip_test=args.flip_test,
-                           annotate=args.annotate)
+                           annotate=args.annotate, max_frames=args.max_frames)
     if args.engine == "ray":
         from .batch.ray_engine import run_ray
 

@@ -57,6 +57,8 @@ def test_input_kinds(photos, tmp_path):
     found = expand_inputs([listing])
     assert names(found) == ["a.jpg", "d.jpg", "missing.jpg"] and found[-1].size == -1
     assert names(expand_inputs([photos / "a.jpg", photos / "a.jpg"])) == ["a.jpg"]  # duplicates once
+    camera = expand_inputs(["0"])
+    assert [(c.path, c.kind) for c in camera] == [("0", "camera")]
     with pytest.raises(InputError, match="matches no file"):
         expand_inputs([str(photos / "*.gif")])
     with pytest.raises(InputError, match="no such file, folder or pattern"):
@@ -108,6 +110,18 @@ def test_scheme_68_and_annotated_copies(photos, tmp_path):
     (row,) = read_rows(out)
     assert row["scheme"] == "ibug68" and len(row["landmarks"]) == 136
     assert cv2.imread(str(tmp_path / "drawn" / "a.jpg")).shape == (512, 512, 3)
+
+
+def test_a_named_non_image_and_a_missing_camera_are_rows_with_their_error(photos, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(InputError, match="--max-frames"):
+        run_batch(["7"], out, OPTIONS)
+    notes = photos / "notes.md"
+    notes.write_text("# not a photo")
+    run_batch([notes, "7"], out, BatchOptions(workers=1, threads=1, progress=False, max_frames=3))
+    rows = {r["source"]: r for r in read_rows(out)}
+    assert rows[str(notes)]["status"] == "error" and "decode" in rows[str(notes)]["error"]
+    assert rows["7"]["status"] == "error" and rows["7"]["error"] == "cannot open camera 7"
 
 
 def test_rerun_skips_what_is_done_and_appends(photos, tmp_path):

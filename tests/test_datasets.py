@@ -173,6 +173,15 @@ def test_load_wflw_annotations(tmp_path):
     assert ds[0].subset == "pose,occlusion" and ds[1].subset is None
     assert ds[0].image_path == tmp_path / "WFLW_images" / "51--Dancing" / "51_Dancing_1.jpg"
     assert ds.names == ["51--Dancing/51_Dancing_1.jpg#0", "51--Dancing/51_Dancing_1.jpg#1"]
+    # the official layout without --image-root: WFLW_images beside the annotation folder (once a crash)
+    (tmp_path / "WFLW_images").mkdir()
+    (tmp_path / "WFLW_annotations").mkdir()
+    nested = tmp_path / "WFLW_annotations" / ann.name
+    nested.write_text(ann.read_text())
+    from landmarkdata.datasets import open_dataset
+
+    found = open_dataset("wflw", nested)
+    assert found[0].image_path == tmp_path / "WFLW_images" / "51--Dancing" / "51_Dancing_1.jpg"
     by_lm = load_wflw_annotations(ann, tmp_path, box_source="landmarks")
     np.testing.assert_allclose(by_lm[1].box, [*pts_b.min(0), *pts_b.max(0)], atol=1e-3)
     ann.write_text("1 2 3 img.jpg\n")

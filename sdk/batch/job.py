@@ -48,6 +48,7 @@ class BatchOptions:
     flip_test: bool = False
     annotate: str | None = None
     chunk: int = 8
+    max_frames: int | None = None  # videos and cameras: stop after N frames (a camera needs it to end)
     progress: bool = True
 
     def plan(self) -> tuple[int, int]:
@@ -116,14 +117,17 @@ class FileProcessor:
     def rows_for_video(self, source: SourceFile, done_frames: set[int]) -> Iterator[list[dict]]:
         import cv2
 
-        cap = cv2.VideoCapture(source.path)
+        camera = source.kind == "camera"
+        cap = cv2.VideoCapture(int(source.path)) if camera else cv2.VideoCapture(source.path)
         if not cap.isOpened():
-            yield [error_row(source, 0, "cannot open the video (missing, corrupt or unsupported codec)", self.model,
-                             self.scheme)]
+            why = f"cannot open camera {source.path}" if camera else \
+                "cannot open the video (missing, corrupt or unsupported codec)"
+            yield [error_row(source, 0, why, self.model, self.scheme)]
             return
         frame_index = 0
+        limit = self.options.max_frames
         try:
-            while True:
+            while limit is None or frame_index < limit:
                 ok, frame = cap.read()
                 if not ok:
                     break
@@ -153,7 +157,7 @@ class FileProcessor:
                 tmp.write_bytes(data.tobytes())
 
     def process(self, source: SourceFile, done_frames: set[int]) -> list[dict]:
-        if source.kind == "video":
+        if source.kind in ("video", "camera"):
             return [row for rows in self.rows_for_video(source, done_frames) for row in rows]
         image, error = read_image(source)
         return self.rows_for_image(source, image, error)
@@ -184,7 +188,7 @@ def prefetched(sources: Sequence[SourceFile], depth: int = 4) -> Iterator[tuple[
         for s in sources:
             if stop.is_set():
                 return
-            q.put((s, *read_image(s)) if s.kind == "image" else (s, None, None))
+            q.put((s, *read_image(s)) if s.kind == "image" else (s, None, None))  # videos: read as predicted
         q.put(None)
 
     thread = threading.Thread(target=produce, name="edgemark-decode", daemon=True)
@@ -228,7 +232,12 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path, options: BatchOptio
     for key in writer.done:
         done.setdefault(f"{key[0]}|{key[1]}|{key[2]}", set()).add(key[3])
     summary = BatchSummary(files=len(sources), workers=workers, threads=threads)
+    if any(s.kind == "camera" for s in sources) and options.max_frames is None:
+        raise InputError("a camera never ends: give --max-frames N for a batch job that reads one")
     todo = [s for s in sources if not (s.kind == "image" and s.key in done)]
+    for s in todo:
+        if s.kind == "camera":
+            done.pop(s.key, None)  # a camera's frames are new every run: nothing to resume
     summary.skipped = len(sources) - len(todo)
     bar = tqdm(total=len(sources), initial=summary.skipped, desc="photos", unit="file", disable=not options.progress,
                smoothing=0.1)
@@ -249,7 +258,7 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path, options: BatchOptio
     try:
         if workers == 1:
             for source, image, error in prefetched(todo):
-                if source.kind == "video":
+                if source.kind in ("video", "camera"):
                     for rows in probe.rows_for_video(source, done.get(source.key, set())):
                         writer.write(rows)
                         summary.frames += 1
@@ -261,8 +270,8 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path, options: BatchOptio
         else:
             import multiprocessing as mp
 
-            tasks = [[(s, done.get(s.key, set()))] for s in todo if s.kind == "video"]
-            photos = [s for s in todo if s.kind != "video"]
+            tasks = [[(s, done.get(s.key, set()))] for s in todo if s.kind != "image"]
+            photos = [s for s in todo if s.kind == "image"]
             tasks += [[(s, set()) for s in photos[i:i + options.chunk]] for i in range(0, len(photos), options.chunk)]
             ctx = mp.get_context("spawn")  # fresh interpreters: runtimes do not survive fork
             with ctx.Pool(workers, initializer=_init_worker, initargs=(options, threads)) as pool:

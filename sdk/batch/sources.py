@@ -19,7 +19,7 @@ class SourceFile:
     """One input file and what identifies its content for resuming (path, size, modification time)."""
 
     path: str
-    kind: str  # "image" or "video"
+    kind: str  # "image", "video" or "camera" (path = the camera index)
     size: int
     mtime_ns: int
 
@@ -54,8 +54,8 @@ def _folder(folder: Path, recursive: bool) -> Iterator[Path]:
 
 def expand_inputs(inputs: Sequence[str | Path], *, recursive: bool = False) -> list[SourceFile]:
     """Every image and video named by ``inputs``: files, folders (``recursive`` into sub-folders),
-    glob patterns (``photos/**/*.jpg``) and list files (``.txt``/``.lst``: one path per line, relative
-    to the list's folder; ``#`` starts a comment). Inside folders and globs only files with an image or
+    glob patterns (``photos/**/*.jpg``), list files (``.txt``/``.lst``: one path per line, relative
+    to the list's folder; ``#`` starts a comment) and camera indices (``0``, ``1``, …). Inside folders and globs only files with an image or
     video extension are taken; a file named directly is taken whatever it is (it fails with its error
     if it is not an image). Duplicates are dropped, order is kept."""
     if isinstance(inputs, (str, Path)):
@@ -88,6 +88,10 @@ def expand_inputs(inputs: Sequence[str | Path], *, recursive: bool = False) -> l
         elif path.suffix.lower() in LIST_EXTENSIONS and path.is_file():
             for p in read_list_file(path):
                 add(p, direct=True)
+        elif text.strip().isdigit() and not path.exists():  # a camera index, as cv2.VideoCapture takes it
+            if text not in seen:
+                seen.add(text)
+                found.append(SourceFile(text.strip(), "camera", -1, -1))
         elif path.exists() or kind_of(path) is not None:
             add(path, direct=True)  # a missing image is a row with its error, not a failed job
         else:
