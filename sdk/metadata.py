@@ -31,6 +31,17 @@ def _require(cond: bool, message: str) -> None:
         raise MetadataError(message)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _numbers(field_name: str, values: Any, count: int | None = None) -> None:
+    """Every value a real number (not a string, not a bool), and ``count`` of them when given."""
+    seq = values if isinstance(values, (tuple, list)) else (values,)
+    _require(all(_is_number(v) for v in seq), f"{field_name} must be numbers, got {values!r}")
+    _require(count is None or len(seq) == count, f"{field_name} needs {count} values, got {len(seq)}")
+
+
 @dataclass(frozen=True)
 class LandmarkScheme:
     """Which points the model predicts and how they relate to other schemes."""
@@ -45,10 +56,15 @@ class LandmarkScheme:
         _require(isinstance(self.name, str) and self.name != "", "scheme.name must be a non-empty string")
         _require(isinstance(self.num_points, int) and self.num_points > 0, "scheme.num_points must be a positive integer")
         for pair in self.flip_pairs:
-            _require(len(pair) == 2 and all(0 <= int(i) < self.num_points for i in pair),
+            _require(isinstance(pair, (tuple, list)) and len(pair) == 2
+                     and all(isinstance(i, int) and not isinstance(i, bool) for i in pair),
+                     f"scheme.flip_pairs entry {pair!r} is not a pair of integer point indices")
+            _require(all(0 <= int(i) < self.num_points for i in pair),
                      f"scheme.flip_pairs entry {pair!r} is not a pair of point indices < {self.num_points}")
         if self.to68 is not None:
             _require(len(self.to68) == 68, f"scheme.to68 must list 68 indices, got {len(self.to68)}")
+            _require(all(isinstance(i, int) and not isinstance(i, bool) for i in self.to68),
+                     "scheme.to68 must list integer point indices")
             _require(all(0 <= int(i) < self.num_points for i in self.to68), "scheme.to68 has an index out of range")
 
     def flip_permutation(self) -> list[int]:
@@ -81,7 +97,9 @@ class InputSpec:
                  f"input size must be positive integers, got {self.width}x{self.height}")
         _require(self.color in COLOR_ORDERS, f"input.color must be one of {COLOR_ORDERS}, got {self.color!r}")
         _require(self.layout in ("nchw", "nhwc"), f"input.layout must be 'nchw' or 'nhwc', got {self.layout!r}")
-        _require(len(self.mean) == 3 and len(self.std) == 3, "input.mean and input.std need 3 values")
+        _numbers("input.scale", self.scale)
+        _numbers("input.mean", self.mean, 3)
+        _numbers("input.std", self.std, 3)
         _require(all(s > 0 for s in self.std), "input.std values must be positive")
         _require(self.dtype in ("float32", "float16", "uint8", "int8"), f"input.dtype {self.dtype!r} is not supported")
         if self.dtype in ("uint8", "int8"):
@@ -106,6 +124,8 @@ class CropRule:
     coordinate_origin: str = "pixel_center"
 
     def validate(self) -> None:
+        _numbers("crop.expand", self.expand)
+        _numbers("crop.shift_x / shift_y", (self.shift_x, self.shift_y))
         _require(self.expand > 0, f"crop.expand must be positive, got {self.expand}")
         _require(self.side_mode in SIDE_MODES, f"crop.side_mode must be one of {SIDE_MODES}, got {self.side_mode!r}")
         _require(self.coordinate_origin in COORDINATE_ORIGINS,

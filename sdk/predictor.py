@@ -117,6 +117,12 @@ class Predictor:
     def __init__(self, model: str | Path | Backend | None = None, *, backend: str | None = None, threads: int | None = None,
                  metadata: ModelMetadata | None = None, options: PredictorOptions | None = None,
                  detector: "FaceDetector | None" = None, flip_test: bool | None = None):
+        if model is not None and not isinstance(model, (str, Path, Backend)):
+            raise InputError(f"model must be a file path (str or Path) or a Backend, got {type(model).__name__}")
+        if isinstance(metadata, dict):  # a metadata document (e.g. read from JSON): validated like an embedded one
+            metadata = ModelMetadata.from_dict(metadata)
+        elif metadata is not None and not isinstance(metadata, ModelMetadata):
+            raise InputError(f"metadata must be a ModelMetadata or a dict, got {type(metadata).__name__}")
         opts = options or PredictorOptions(backend=backend, threads=threads)
         if detector is not None or flip_test is not None:
             import dataclasses
@@ -201,8 +207,19 @@ class Predictor:
         else:
             with self._detector_lock:
                 boxes, scores = det.detect(bgr)
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        boxes = np.asarray(boxes, dtype=np.float32)
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1) if scores is not None else None
+        if boxes.ndim == 2 and boxes.shape[1] == 5:  # [x1, y1, x2, y2, score] rows: the score column counts
+            if scores is None or len(scores) != len(boxes):
+                scores = boxes[:, 4].copy()
+            boxes = boxes[:, :4]
+        elif boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        elif boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise InputError(f"detector {det!r} returned boxes shaped {boxes.shape}; a detector returns (F, 4) "
+                             "[x1, y1, x2, y2] boxes (or (F, 5) rows with a score column) and (F,) scores")
+        if scores is None:
+            raise InputError(f"detector {det!r} returned no scores; return (boxes, scores)")
         if len(scores) != len(boxes):
             raise InputError(f"detector {det!r} returned {len(boxes)} boxes but {len(scores)} scores")
         keep = np.isfinite(boxes).all(axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -236,8 +253,8 @@ class Predictor:
                 as_array = np.asarray(boxes, dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise InputError(f"boxes must be numbers shaped (faces, 4) [x1, y1, x2, y2]: {exc}") from None
-            if as_array.shape == (0, 4):
-                validate_image(image)
+            if as_array.size == 0 and as_array.ndim <= 2 and (as_array.ndim < 2 or as_array.shape[1] in (0, 4)):
+                validate_image(image)  # [] or an empty (0, 4) array: no faces, as a detector with none would say
                 return self.empty_prediction()
         if extra and len(boxes) == 0:
             return self.empty_prediction(extra)

@@ -30,6 +30,10 @@ def validate_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
+# Far beyond any image, still exact in float32 arithmetic (a box of 1e39 px overflowed to inf there).
+MAX_COORDINATE = 1e7
+
+
 def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Boxes as float32 (F, 4) ``[x1, y1, x2, y2]``; empty, inverted, non-finite or off-image boxes are errors."""
     arr = np.asarray(boxes, dtype=np.float64)
@@ -39,6 +43,8 @@ def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None
         raise InputError(f"boxes must be (faces, 4) [x1, y1, x2, y2], got shape {np.shape(boxes)}")
     if not np.isfinite(arr).all():
         raise InputError("boxes contain NaN or infinite values")
+    if np.abs(arr).max(initial=0.0) > MAX_COORDINATE:
+        raise InputError(f"box coordinates beyond ±{MAX_COORDINATE:g} px ({np.abs(arr).max():.3g}): not a box in an image")
     w, h = arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]
     bad = np.flatnonzero((w <= 0) | (h <= 0))
     if bad.size:

@@ -33,6 +33,7 @@ from .boxes import iou
 from .decoders import DECODERS
 from .detection import IDENTITY_ADAPTER, BoxAdapter, FaceDetector, box_adapter_of, landmark_box
 from .predictor import Prediction, Predictor
+from .errors import InputError
 from .preprocess import validate_image
 
 
@@ -53,6 +54,16 @@ class OneEuroParams:
     def __post_init__(self) -> None:
         if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
             raise ValueError(f"One-Euro parameters need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {self}")
+
+
+def _timestamp(value: object) -> float:
+    try:
+        t = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"timestamp must be a number of seconds, got {value!r}") from None
+    if not np.isfinite(t):
+        raise InputError(f"timestamp must be finite, got {t}")
+    return t
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray:
@@ -143,6 +154,8 @@ class LandmarkTracker:
         self._since_detect = 0
         self._next_id = 0
         self.detections_run = 0
+        self._last_t: float | None = None
+        self._frame_shape: tuple[int, int] | None = None
 
     @property
     def tracks(self) -> int:
@@ -182,9 +195,16 @@ class LandmarkTracker:
     def update(self, frame: np.ndarray, timestamp: float | None = None) -> Prediction:
         """Landmarks for this frame (smoothed); ``timestamp`` in seconds (default: frame / fps)."""
         validate_image(frame)
-        t = self._frame / self.fps if timestamp is None else float(timestamp)
+        t = self._frame / self.fps if timestamp is None else _timestamp(timestamp)
+        if self._last_t is not None and not t > self._last_t:
+            raise InputError(f"timestamps must increase: {t} s after {self._last_t} s (call reset() at a cut, or "
+                             "pass no timestamp to use frame / fps)")
+        h, w = frame.shape[:2]
+        if self._frame_shape is not None and self._frame_shape != (h, w):  # another stream or a resize:
+            self._tracks = []  # old boxes mean nothing here, so detect on this very frame
+        self._frame_shape, self._last_t = (h, w), t
         self._frame += 1
-        h, w = frame.shape[:2]  # a face that left the picture (or a smaller frame) ends its track
+        # a face that left the picture ends its track
         self._tracks = [tr for tr in self._tracks
                         if tr.box[2] >= 0 and tr.box[3] >= 0 and tr.box[0] <= w - 1 and tr.box[1] <= h - 1]
         need = (not self._tracks or any(tr.lost for tr in self._tracks)

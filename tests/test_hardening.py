@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,8 @@ from sdk.decoders import point_confidence
 from sdk.decoders import decode, pipnet_neighbour_tables
 from sdk.metadata import CropRule, InputSpec
 from sdk.preprocess import prepare_batch
+
+SAMPLE_PATH = Path(__file__).resolve().parent.parent / "sdk" / "data" / "sample.jpg"
 
 PROPS = settings(derandomize=True, max_examples=40, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -82,7 +86,7 @@ def test_huge_and_tiny_boxes_give_finite_landmarks(runtime_onnx, face_image, box
 
 @pytest.mark.parametrize("boxes, message", [
     ([[np.inf, 0, 10, 10]], "NaN or infinite"),
-    ([], r"\(faces, 4\)"),
+    ([[0, 0, 1e39, 1e39]], "beyond"),  # finite in float64, inf in float32: refused by name
     ([["a", 0, 10, 10]], "must be numbers"),
     ([[0, 0, 10], [0, 0, 10, 10]], "must be numbers"),
     (object(), "must be numbers"),
@@ -235,7 +239,7 @@ def test_corrupt_empty_and_directory_model_files(tmp_path):
         Predictor(empty)
     folder = tmp_path / "dir.onnx"
     folder.mkdir()
-    with pytest.raises(ModelLoadError, match="not found"):
+    with pytest.raises(ModelLoadError, match="is a folder, not a model file"):
         Predictor(folder)
 
 
@@ -295,3 +299,81 @@ def test_memory_is_flat_over_many_predictions(runtime_onnx):
         p.predict(image, boxes + (i % 7), flip_test=(i % 5 == 0))
     growth = _rss_mb() - before
     assert growth < 20, f"RSS grew {growth:.1f} MB over 2,000 predictions"
+
+
+# --- metadata checked against the graph at load ---------------------------------------------------
+def _contradicting(meta, case):
+    import dataclasses
+
+    from sdk.metadata import DecoderSpec, LandmarkScheme
+
+    if case == "points":
+        return meta.replace(scheme=LandmarkScheme("ibug68", 68))
+    if case == "stride":
+        return meta.replace(decoder=DecoderSpec(meta.decoder.name, {**meta.decoder.params, "stride": 2}))
+    if case == "size":
+        return meta.replace(input=dataclasses.replace(meta.input, width=160, height=160))
+    if case == "layout":
+        return meta.replace(input=dataclasses.replace(meta.input, layout="nhwc"))
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("points", "98 channels but the metadata implies 68"),
+    ("stride", "stride 2 it covers 64x64 px, not the 128x128 input"),
+    ("size", "160x160"),
+    ("layout", "NHWC"),
+])
+@pytest.mark.parametrize("suffix", [".onnx", ".xml", ".tflite"])
+def test_metadata_that_contradicts_the_graph_fails_at_load(case, message, suffix):
+    from sdk.formats import format_of
+    from sdk.predictor import DEFAULT_MODEL_FILES, MODELS_DIR
+
+    fmt = format_of(f"x{suffix}")
+    if not fmt.is_installed():
+        pytest.skip(f"{fmt.runtime} is not installed")
+    path = MODELS_DIR / DEFAULT_MODEL_FILES[fmt.name]
+    meta = Predictor(path).metadata
+    with pytest.raises(MetadataError, match=message):
+        Predictor(path, metadata=_contradicting(meta, case))
+
+
+def test_typed_errors_for_wrong_arguments(runtime_onnx, face_image, tmp_path):
+    import json
+
+    from sdk.metadata import ModelMetadata
+
+    with pytest.raises(InputError, match="model must be a file path"):
+        Predictor(123)
+    meta = Predictor(runtime_onnx).metadata
+    assert Predictor(runtime_onnx, metadata=meta.to_dict()).metadata == meta  # a dict is validated and used
+    with pytest.raises(InputError, match="metadata must be"):
+        Predictor(runtime_onnx, metadata="{}")
+    with pytest.raises(ModelLoadError, match="backend 'openvino' runs .xml files"):
+        Predictor(runtime_onnx, backend="openvino")
+    for path, value, message in ((("crop", "expand"), "1.2", "crop.expand must be numbers"),
+                                 (("input", "std"), [0.2, "x", 0.2], "input.std must be numbers"),
+                                 (("scheme", "flip_pairs"), [[0.5, 1]], "integer point indices")):
+        data = json.loads(json.dumps(meta.to_dict()))
+        data[path[0]][path[1]] = value
+        with pytest.raises(MetadataError, match=message):
+            ModelMetadata.from_dict(data)
+
+
+def test_detector_rows_with_a_score_column(runtime_onnx):
+    import cv2
+
+    image = cv2.imread(str(SAMPLE_PATH))
+
+    class Rows:
+        def detect(self, img):
+            return np.array([[180, 80, 270, 175, 0.9]], np.float32), None
+
+    class Bad:
+        def detect(self, img):
+            return np.array([[180, 80, 270]], np.float32), np.array([0.9], np.float32)
+
+    result = Predictor(runtime_onnx, detector=Rows()).predict(image)
+    assert len(result) == 1 and result.extra["detector_scores"].tolist() == [pytest.approx(0.9)]
+    with pytest.raises(InputError, match=r"\(F, 4\)"):
+        Predictor(runtime_onnx, detector=Bad()).predict(image)

@@ -137,3 +137,9 @@ def test_onnx_without_metadata(runtime_onnx, tmp_path):
     # ...and the documented way out: pass the metadata explicitly
     meta = Predictor(runtime_onnx).metadata
     assert Predictor(plain, metadata=meta).predict(np.zeros((64, 64, 3), np.uint8), [[0, 0, 63, 63]]).landmarks.shape == (1, 98, 2)
+
+
+@pytest.mark.parametrize("boxes", [[], np.zeros((0, 4)), np.zeros(0), ()])
+def test_no_boxes_means_no_faces(runtime_onnx, face_image, boxes):
+    result = Predictor(runtime_onnx).predict(face_image, boxes)
+    assert len(result) == 0 and result.landmarks.shape == (0, 98, 2) and result.boxes.shape == (0, 4)

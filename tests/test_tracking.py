@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +169,31 @@ def test_cli_predict_bad_video_and_camera(runtime_onnx, tmp_path, capsys):
     assert "cannot open video" in capsys.readouterr().err
     assert main(["predict", "57", "--model", str(runtime_onnx)]) == 2
     assert "cannot open camera 57" in capsys.readouterr().err
+
+
+def test_timestamps_must_be_finite_and_increasing(runtime_onnx, face_image):
+    from sdk import InputError
+
+    tracker = LandmarkTracker(Predictor(runtime_onnx))
+    tracker.update(face_image, timestamp=1.0)
+    for bad, message in ((float("nan"), "finite"), (float("inf"), "finite"), (1.0, "increase"), (0.5, "increase"),
+                         ("soon", "number")):
+        with pytest.raises(InputError, match=message):
+            tracker.update(face_image, timestamp=bad)
+    tracker.update(face_image, timestamp=1.5)  # a bad call leaves the state as it was
+    tracker.reset()
+    tracker.update(face_image, timestamp=0.0)  # reset() starts a new clock
+
+
+def test_a_frame_size_change_detects_at_once(runtime_onnx):
+    import cv2
+
+    sample = cv2.imread(str(Path(__file__).resolve().parent.parent / "sdk" / "data" / "sample.jpg"))
+    tracker = LandmarkTracker(Predictor(runtime_onnx), redetect_every=100)
+    first = tracker.update(sample)
+    second = tracker.update(sample)
+    assert first.extra["detected"] and not second.extra["detected"] and len(second) == 1
+    moved = cv2.copyMakeBorder(sample, 0, 0, 300, 0, cv2.BORDER_CONSTANT)  # wider frame, face 300 px right
+    third = tracker.update(moved)
+    assert third.extra["detected"] and len(third) == 1
+    assert abs(third.boxes[0, 0] - (second.boxes[0, 0] + 300)) < 25  # not 300 px off: found anew

@@ -11,6 +11,9 @@ from ..metadata import ModelMetadata
 from .base import Backend
 
 
+FORMATS_BY_SUFFIX = {e: f for f in FORMATS.values() for e in f.extensions}
+
+
 def available_backends() -> list[str]:
     """Runtime names an adapter exists for (installed or not)."""
     return sorted(RUNTIMES)
@@ -28,6 +31,12 @@ def open_backend(path: str | Path, backend: str | None = None, threads: int | No
     if backend is not None and backend not in RUNTIMES:
         raise ModelLoadError(f"unknown backend {backend!r}; available: {available_backends()}")
     fmt = RUNTIMES[backend] if backend is not None else format_of(path)
+    if backend is not None and Path(path).suffix.lower() in FORMATS_BY_SUFFIX and \
+            FORMATS_BY_SUFFIX[Path(path).suffix.lower()] is not fmt:
+        other = FORMATS_BY_SUFFIX[Path(path).suffix.lower()]
+        raise ModelLoadError(f"backend {backend!r} runs {'/'.join(fmt.extensions)} files; {Path(path).name} is in the "
+                             f"{other.name} format (run it with backend={other.runtime!r}, or convert it with "
+                             f"`edgemark convert ... --to {fmt.name}`)")
     module, cls = fmt.backend.split(":")
     klass = getattr(importlib.import_module(f".{module}", __name__), cls)
     return klass(path, threads=threads, metadata=metadata, raw=raw)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelLoadError
+from ..errors import MetadataError, ModelLoadError
 from ..formats import RUNTIMES
 from ..metadata import ModelMetadata
 
@@ -36,6 +36,8 @@ class Backend(ABC):
         """``raw=True`` opens a network that carries no edgemark metadata (the face detector's):
         ``metadata`` is then None and callers read outputs by name or shape themselves."""
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ModelLoadError(f"{self.path} is a folder, not a model file")
         if not self.path.is_file():
             raise ModelLoadError(f"model file not found: {self.path}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
@@ -44,6 +46,13 @@ class Backend(ABC):
         self._override = metadata
         self._load()
         self.metadata: ModelMetadata | None = None if raw else (metadata or self._read_metadata()).validate()
+        if self.metadata is not None:
+            from ..consistency import check_model
+
+            try:
+                check_model(self.metadata, self.input_shape(), self.output_shapes())
+            except MetadataError as exc:
+                raise MetadataError(f"{self.path}: {exc}") from None
 
     @abstractmethod
     def _load(self) -> None:
@@ -60,6 +69,14 @@ class Backend(ABC):
     @abstractmethod
     def output_names(self) -> list[str]:
         """Output tensor names in the file, in the runtime's order."""
+
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        """The input's per-sample shape in the file's layout (None = a dimension or the whole shape unknown)."""
+        return None
+
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """Per-sample output shapes by output name, where the file states them."""
+        return {}
 
     @staticmethod
     def run_in_chunks(tensor: np.ndarray, step: int, infer) -> list[np.ndarray]:

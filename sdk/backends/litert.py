@@ -64,6 +64,12 @@ class LiteRtBackend(Backend):
     def output_names(self) -> list[str]:
         return [d["name"] for d in self._outputs]
 
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        return _signature(self._input)[1:]
+
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {d["name"]: _signature(d)[1:] for d in self._outputs}
+
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
             shape = [batch, *[int(d) for d in self._input["shape"][1:]]]
@@ -86,6 +92,11 @@ class LiteRtBackend(Backend):
 
         values = self.run_in_chunks(tensor, step, infer)
         return {d["name"]: v for d, v in zip(self._outputs, values)}
+
+
+def _signature(detail: dict) -> tuple[int | None, ...]:
+    sig = detail.get("shape_signature", detail["shape"])
+    return tuple(int(d) if int(d) > 0 else None for d in sig)
 
 
 def _quant(detail: dict) -> tuple[float, int]:

@@ -54,3 +54,13 @@ class OnnxRuntimeBackend(Backend):
 
     def output_names(self) -> list[str]:
         return [o.name for o in self.session.get_outputs()]
+
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        return _static(self.session.get_inputs()[0].shape[1:])
+
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {o.name: _static(o.shape[1:]) for o in self.session.get_outputs()}
+
+
+def _static(dims) -> tuple[int | None, ...]:
+    return tuple(d if isinstance(d, int) and d > 0 else None for d in dims)

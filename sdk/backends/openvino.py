@@ -86,6 +86,12 @@ class OpenVinoBackend(Backend):
                            for p in self._ports]
         return self._names
 
+    def input_shape(self) -> tuple[int | None, ...] | None:
+        return _static(self.model.inputs[0].get_partial_shape())[1:]
+
+    def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        return {name: _static(p.get_partial_shape())[1:] for name, p in zip(self.output_names(), self._ports)}
+
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         tensor = np.ascontiguousarray(tensor, dtype=self._input_type)
         if len(tensor) == 0:
@@ -99,6 +105,12 @@ class OpenVinoBackend(Backend):
 
         values = self.run_in_chunks(tensor, step, infer)
         return dict(zip(self.output_names(), values))
+
+
+def _static(shape) -> tuple[int | None, ...]:
+    if shape.rank.is_dynamic:
+        return ()
+    return tuple(d.get_length() if d.is_static else None for d in shape)
 
 
 def _first_line(exc: BaseException) -> str:
