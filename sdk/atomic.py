@@ -17,14 +17,17 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
     """Yield temporary paths beside ``targets``; move them into place only if the block succeeds.
 
     Several targets (an OpenVINO .xml + .bin pair) are moved data-first, descriptor last,
-    so a reader never sees a descriptor without its data.
+    so a reader never sees a descriptor without its data. Temporary files carry the writer's
+    process id (``.<stem>.<pid>.<random>.partial<suffix>``): those a killed run left behind (its
+    process is gone) are removed by the next write beside them.
     """
     finals = [Path(t) for t in targets]
     for f in finals:
         f.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(f)
     temps = []
     for f in finals:
-        fd, name = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=f".partial{f.suffix}", dir=f.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{f.stem}.{os.getpid()}.", suffix=f".partial{f.suffix}", dir=f.parent)
         os.close(fd)
         temps.append(Path(name))
     umask = os.umask(0)
@@ -42,6 +45,30 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_partials(target: str | Path) -> list[Path]:
+    """Delete the temporary files of ``target`` whose writing process no longer runs; return them."""
+    target = Path(target)
+    removed = []
+    for tmp in target.parent.glob(f".{target.stem}.*.partial{target.suffix}"):
+        parts = tmp.name[len(target.stem) + 2:].split(".")
+        pid = int(parts[0]) if parts and parts[0].isdigit() else None
+        if pid is None or (pid != os.getpid() and not _alive(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def _fsync(path: Path) -> None:

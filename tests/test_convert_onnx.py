@@ -105,3 +105,4 @@ def test_cli_eval_json(h3r_onnx, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["count"] == 10 and set(report["nme_bins"]) == {"0-30", "30-60", "60-90"}
     assert {"nme", "nme_bin_mean", "fr_10", "auc_10"} <= set(report)
+

@@ -377,3 +377,26 @@ def test_detector_rows_with_a_score_column(runtime_onnx):
     assert len(result) == 1 and result.extra["detector_scores"].tolist() == [pytest.approx(0.9)]
     with pytest.raises(InputError, match=r"\(F, 4\)"):
         Predictor(runtime_onnx, detector=Bad()).predict(image)
+
+
+def test_partial_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    """A SIGKILLed writer leaves its temporary file; the next write beside the same target removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "model.onnx"
+    code = ("import sys, time\nfrom sdk.atomic import atomic_paths\n"
+            f"with atomic_paths({str(target)!r}) as (tmp,):\n"
+            "    tmp.write_bytes(b'half'); print(tmp, flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    partial = Path(proc.stdout.readline().strip())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert partial.is_file() and not target.exists()  # the kill left a partial file, never the final name
+    from sdk.atomic import atomic_paths
+
+    with atomic_paths(target) as (tmp,):
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and not partial.exists()
+    assert not list(tmp_path.glob(".model.*.partial.onnx"))
