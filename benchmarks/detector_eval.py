@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from landmarkdata.datasets import load_aflw2000_3d, load_aflw_faces
 from landmarkdata.metrics import YAW_BINS, box_normaliser, nme, yaw_bins
-from sdk.boxes import BoxAdapter, box_from_landmarks
+from sdk.boxes import BoxAdapter, box_from_landmarks, iou
 from sdk.predictor import Predictor, PredictorOptions
 from sdk.schemes import map_landmarks
 
@@ -78,8 +78,6 @@ def fit_adapter(detector, predictor: Predictor, count: int, seed: int = 0, progr
         boxes, _ = detector.detect(canvas)
         if len(boxes) == 0:
             continue
-        from sdk.boxes import iou
-
         best = int(np.argmax(iou(boxes, target)[:, 0]))
         if iou(boxes[best], target)[0, 0] < 0.3:
             continue

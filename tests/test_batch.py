@@ -178,7 +178,8 @@ def test_a_video_gives_rows_per_frame(tmp_path):
         writer.write(frame)
     writer.release()
     out = tmp_path / "rows.jsonl"
-    run_batch([video], out, OPTIONS)
+    summary = run_batch([video], out, OPTIONS)
+    assert (summary.frames, summary.faces, summary.rows) == (4, 4, 4)
     rows = read_rows(out)
     assert [r["frame"] for r in rows] == [0, 1, 2, 3] and all(r["status"] == "ok" for r in rows)
 

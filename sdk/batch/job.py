@@ -243,7 +243,7 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path, options: BatchOptio
                smoothing=0.1)
     start = time.perf_counter()
 
-    def record(rows: list[dict]) -> None:
+    def record(rows: list[dict], advance: bool = True) -> None:
         writer.write(rows)
         frames = {r["frame"] for r in rows}
         summary.frames += len(frames)
@@ -253,17 +253,15 @@ def run_batch(inputs: Sequence[str | Path], out: str | Path, options: BatchOptio
         summary.errors += [(r["source"], r["error"]) for r in rows if r["status"] == "error"]
         elapsed = time.perf_counter() - start
         bar.set_postfix_str(f"{summary.faces / elapsed:.1f} faces/s" if elapsed > 0 else "")
-        bar.update()
+        if advance:
+            bar.update()
 
     try:
         if workers == 1:
             for source, image, error in prefetched(todo):
                 if source.kind in ("video", "camera"):
                     for rows in probe.rows_for_video(source, done.get(source.key, set())):
-                        writer.write(rows)
-                        summary.frames += 1
-                        summary.rows += len(rows)
-                        summary.faces += sum(1 for r in rows if r["status"] == "ok")
+                        record(rows, advance=False)  # one frame; the bar counts files
                     bar.update()
                 else:
                     record(probe.rows_for_image(source, image, error))
