@@ -9,7 +9,7 @@ from typing import Any
 
 from sdk.commandline import Command, defaults_of, positive_int
 from sdk.formats import FORMATS
-from sdk.metadata import COLOR_ORDERS, COORDINATE_ORIGINS, SIDE_MODES, MetadataError
+from sdk.metadata import COLOR_ORDERS, COORDINATE_ORIGINS, OFFICIAL_CROPS, SIDE_MODES, MetadataError
 
 from .int8.search import INT8_RECIPES, Int8Options
 from .source import ConversionError
@@ -39,6 +39,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--crop-side-mode", choices=SIDE_MODES, help="box side measure")
     g.add_argument("--crop-origin", choices=COORDINATE_ORIGINS,
                    help="where the model's decoded coordinates count from")
+    g.add_argument("--crop-preset", choices=sorted(OFFICIAL_CROPS),
+                   help="an official pipeline's whole crop rule (rounding, filter, offsets; docs/geometry.md); "
+                        "the other --crop-* flags then amend it")
     p.add_argument("--tflite-converter", default=TFLITE_CONVERTERS[0], choices=TFLITE_CONVERTERS,
                    help="TFLite path (auto: litert-torch for checkpoints, onnx2tf for ONNX files)")
     p.add_argument("--tflite-float", metavar="FILE.tflite",
@@ -76,7 +79,7 @@ def run_convert(args: argparse.Namespace) -> int:
             args.source, meta, decoder=args.decoder, decoder_params=parse_key_values(args.decoder_param),
             points=args.points, scheme=args.scheme, input_size=args.input_size, mean=args.mean, std=args.std,
             scale=args.scale, color=args.color, crop_expand=args.crop_expand, crop_side_mode=args.crop_side_mode,
-            crop_origin=args.crop_origin, outputs=parse_key_values(args.output, "--output") or None)
+            crop_origin=args.crop_origin, crop_preset=args.crop_preset, outputs=parse_key_values(args.output, "--output") or None)
     if meta is None and Path(args.source).suffix.lower() == ".onnx":
         from .onnx_io import read_metadata
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sdk.decoders import DECODERS
-from sdk.metadata import (CropRule, DecoderSpec, InputSpec, MetadataError, ModelMetadata, OutputSpec, Provenance)
+from sdk.metadata import (OFFICIAL_CROPS, CropRule, DecoderSpec, InputSpec, MetadataError, ModelMetadata, OutputSpec, Provenance)
 from sdk.schemes import SCHEMES, get_scheme, scheme_for_points
 
 
@@ -53,7 +53,7 @@ def metadata_from_options(onnx_path: str | Path, base: ModelMetadata | None = No
                           mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                           scale: float | None = None, color: str | None = None, crop_expand: float | None = None,
                           crop_side_mode: str | None = None, crop_origin: str | None = None,
-                          outputs: Mapping[str, str] | None = None) -> ModelMetadata:
+                          crop_preset: str | None = None, outputs: Mapping[str, str] | None = None) -> ModelMetadata:
     """Build (or amend ``base``) metadata for ``onnx_path``; raises MetadataError naming what is missing.
 
     ``outputs``: tensor name → role. Without it, a decoder that reads one role takes the
@@ -90,7 +90,12 @@ def metadata_from_options(onnx_path: str | Path, base: ModelMetadata | None = No
     spec = dataclasses.replace(spec, **changes)
 
     # crop
-    crop = base.crop if base is not None else CropRule()
+    if crop_preset is not None:
+        if crop_preset not in OFFICIAL_CROPS:
+            raise MetadataError(f"--crop-preset {crop_preset!r} is unknown; known: {sorted(OFFICIAL_CROPS)}")
+        crop = OFFICIAL_CROPS[crop_preset]
+    else:
+        crop = base.crop if base is not None else CropRule()
     crop_changes = {k: v for k, v in (("expand", crop_expand), ("side_mode", crop_side_mode),
                                       ("coordinate_origin", crop_origin)) if v is not None}
     crop = dataclasses.replace(crop, **crop_changes)
@@ -160,5 +165,5 @@ def _points_from_outputs(specs: Sequence[OutputSpec]) -> int | None:
 def has_metadata_options(args: Any) -> bool:
     """Whether an argparse namespace carries any option that shapes ONNX metadata."""
     names = ("decoder", "decoder_param", "scheme", "mean", "std", "scale", "color", "crop_expand",
-             "crop_side_mode", "crop_origin", "output")
+             "crop_side_mode", "crop_origin", "crop_preset", "output")
     return any(getattr(args, n, None) not in (None, []) for n in names)

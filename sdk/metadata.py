@@ -17,12 +17,18 @@ from typing import Any, Mapping
 from .decoders import DECODERS
 from .errors import MetadataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this SDK reads. Version 1 files differ only in their crop rule, which had no
+# rounding, clipping, resize-filter, per-axis or offset fields; read as version 2 with those
+# at their neutral defaults they describe exactly the geometry they were written with.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = "edgemark"
 
 OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks")
 COORDINATE_ORIGINS = ("pixel_center", "pixel_corner")
-SIDE_MODES = ("max_wh", "max_wh_plus1", "diag")
+SIDE_MODES = ("max_wh", "max_wh_plus1", "diag", "per_axis")
+ROUNDINGS = ("none", "round", "floor")
+RESIZE_FILTERS = ("bilinear", "antialias")
 COLOR_ORDERS = ("rgb", "bgr")
 
 
@@ -109,12 +115,23 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class CropRule:
-    """How a face box ``[x1, y1, x2, y2]`` becomes the square region fed to the network.
+    """How a face box ``[x1, y1, x2, y2]`` becomes the region fed to the network, and back.
 
-    side = expand * f(w, h) with f from ``side_mode``; centre = box centre + shift * side.
-    ``coordinate_origin`` says where the model's decoded coordinates count from:
-    ``pixel_center`` means input pixel (c, r) has its centre at (c, r) (OpenCV's warp
-    convention); ``pixel_corner`` means the top-left corner of the input is (0, 0).
+    Coordinates are edgemark's pixel-centre ones (pixel (c, r) has its centre at (c, r)).
+    Region sides: ``expand * f(w, h)`` square (``side_mode`` max_wh / max_wh_plus1 / diag), or
+    per axis (``per_axis``: ``expand * w`` by ``expand_y * h``, ``expand_y`` defaulting to
+    ``expand``). Centre: box centre + ``shift`` × side (per axis) + ``offset_px``.
+
+    What the network sees (the *content*): with ``clip`` the region's pixel span
+    ``[first, end)`` is clipped to ``[0, W-1]`` first (as PIPNet's code does); ``rounding``
+    (``round`` half-to-even as PIL's crop, ``floor`` as ``int()`` on clipped values) makes the
+    span whole pixels; ``resize`` ``bilinear`` samples like ``cv2.resize``/``warpAffine``,
+    ``antialias`` like PIL's bilinear filter, which widens its support when it shrinks.
+
+    The way back: decoded input coordinates (counted from ``coordinate_origin``) map through
+    the region *before* rounding (after clipping), then ``map_offset_px`` is added — the
+    official H3R and PIPNet code report corner-origin image coordinates, i.e. +0.5 px.
+    Defaults are neutral: a version-1 rule reads unchanged.
     """
 
     expand: float = 1.25
@@ -122,14 +139,50 @@ class CropRule:
     shift_x: float = 0.0
     shift_y: float = 0.0
     coordinate_origin: str = "pixel_center"
+    expand_y: float | None = None
+    offset_px: float = 0.0
+    clip: bool = False
+    rounding: str = "none"
+    resize: str = "bilinear"
+    map_offset_px: float = 0.0
 
     def validate(self) -> None:
         _numbers("crop.expand", self.expand)
         _numbers("crop.shift_x / shift_y", (self.shift_x, self.shift_y))
+        _numbers("crop.offset_px / map_offset_px", (self.offset_px, self.map_offset_px))
         _require(self.expand > 0, f"crop.expand must be positive, got {self.expand}")
+        if self.expand_y is not None:
+            _numbers("crop.expand_y", self.expand_y)
+            _require(self.expand_y > 0, f"crop.expand_y must be positive, got {self.expand_y}")
+            _require(self.side_mode == "per_axis", "crop.expand_y needs side_mode 'per_axis'")
         _require(self.side_mode in SIDE_MODES, f"crop.side_mode must be one of {SIDE_MODES}, got {self.side_mode!r}")
         _require(self.coordinate_origin in COORDINATE_ORIGINS,
                  f"crop.coordinate_origin must be one of {COORDINATE_ORIGINS}, got {self.coordinate_origin!r}")
+        _require(isinstance(self.clip, bool), f"crop.clip must be true or false, got {self.clip!r}")
+        _require(self.rounding in ROUNDINGS, f"crop.rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
+        _require(self.resize in RESIZE_FILTERS, f"crop.resize must be one of {RESIZE_FILTERS}, got {self.resize!r}")
+
+    @property
+    def is_plain(self) -> bool:
+        """No clipping, rounding or antialiasing: the content is the exact float region (one warp)."""
+        return not self.clip and self.rounding == "none" and self.resize == "bilinear"
+
+
+# The official pipelines' geometry, read from their code (see docs/geometry.md):
+# H3R (commit 52a8bde): square max(w+1, h+1) x 1.25 about the box centre, PIL crop (rounded)
+# and PIL bilinear resize, map back x = u*s/S + (x1+x2+1)/2 - s/2 (corner reading + 0.5 px).
+# PIPNet (commit b9eab58, WFLW test crop): box x 1.2 per axis with the box read as corner
+# coordinates, clipped to [0, W-1], int() truncation, cv2.resize, x = xmin + p * width.
+# Its demo (detector boxes) keeps the height and moves the box down by 0.1 h.
+OFFICIAL_CROPS: dict[str, CropRule] = {
+    "h3r": CropRule(expand=1.25, side_mode="max_wh_plus1", coordinate_origin="pixel_corner",
+                    rounding="round", resize="antialias", map_offset_px=0.5),
+    "pipnet": CropRule(expand=1.2, side_mode="per_axis", coordinate_origin="pixel_corner", offset_px=-0.5,
+                       clip=True, rounding="floor", map_offset_px=0.5),
+    "pipnet_detector": CropRule(expand=1.2, expand_y=1.0, side_mode="per_axis", shift_y=0.1,
+                                coordinate_origin="pixel_corner", offset_px=-0.5, clip=True, rounding="floor",
+                                map_offset_px=0.5),
+}
 
 
 @dataclass(frozen=True)
@@ -186,7 +239,8 @@ class ModelMetadata:
 
     def validate(self) -> "ModelMetadata":
         _require(self.schema_version == SCHEMA_VERSION,
-                 f"metadata schema version {self.schema_version} is not supported (expected {SCHEMA_VERSION})")
+                 f"metadata schema version {self.schema_version} is not supported (this edgemark reads "
+                 f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
         self.scheme.validate()
         self.input.validate()
         self.crop.validate()
@@ -219,6 +273,7 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelMetadata":
         _require(isinstance(data, Mapping), "metadata must be a JSON object")
+        data = upgrade_metadata_dict(data)
         try:
             meta = cls(
                 schema_version=int(data.get("schema_version", -1)),
@@ -247,6 +302,16 @@ class ModelMetadata:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MetadataError(f"edgemark metadata is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def upgrade_metadata_dict(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored metadata object in the current schema. Version 1 → 2 is a pure relabel: every
+    new crop field takes its neutral default, so the geometry a v1 file was written with is kept.
+    Files are upgraded on disk by ``edgemark convert FILE --restamp`` (or any re-conversion)."""
+    version = data.get("schema_version")
+    if version == 1:
+        return {**data, "schema_version": 2}
+    return data
 
 
 def _plain(value: Any) -> Any:

@@ -1,12 +1,17 @@
-"""Face box → square crop → affine warp → normalised tensor, and the exact way back.
+"""Face box → crop region → resize → normalised tensor, and the way back.
 
 Pixel convention: image coordinates put the centre of pixel (col, row) at (col, row),
-as OpenCV's warpAffine does. A crop region is a square of side ``s`` centred at ``c``;
+as OpenCV's warpAffine does. A crop region has centre ``c`` and sides ``s`` (per axis);
 its outer edges (not its first pixel centres) land on the network input's outer edges,
 so the warp is a pure resize of that region — the same geometry ``cv2.resize`` uses.
 For an input of size S, image point x maps to input pixel-centre coordinate
 ``u = (x - c + s/2) * S/s - 1/2``. A model whose decoded coordinates count from the
 input's corner (``coordinate_origin = "pixel_corner"``) reports ``U = u + 1/2``.
+
+Rules written from official code (``sdk.metadata.OFFICIAL_CROPS``) also clip the region,
+round it to whole pixels, antialias, and add an offset to mapped-back points; see
+``sample_faces`` and ``map_matrices``. Mapping back always uses the unrounded region, as
+those pipelines do.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import numpy as np
 
 from .errors import InputError
 from .metadata import CropRule, InputSpec
+from .resample import resize_region_antialias
 
 
 def validate_image(image: np.ndarray) -> np.ndarray:
@@ -58,30 +64,73 @@ def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None
 
 
 def crop_regions(boxes: np.ndarray, rule: CropRule) -> np.ndarray:
-    """(F, 3) array of square regions ``(cx, cy, side)`` from face boxes, per the model's crop rule."""
+    """(F, 4) float regions ``(cx, cy, side_x, side_y)`` from face boxes, per the model's crop rule.
+
+    Square rules give ``side_x == side_y``. This is the region the model's coordinates are
+    mapped back through (before any clipping or whole-pixel rounding of what is sampled).
+    """
     b = np.asarray(boxes, dtype=np.float64)
     w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    if rule.side_mode == "max_wh":
-        side = np.maximum(w, h)
-    elif rule.side_mode == "max_wh_plus1":
-        side = np.maximum(w + 1, h + 1)
-    else:  # "diag"
-        side = np.hypot(w, h)
-    side = side * rule.expand
-    cx = (b[:, 0] + b[:, 2]) / 2 + rule.shift_x * side
-    cy = (b[:, 1] + b[:, 3]) / 2 + rule.shift_y * side
-    return np.stack([cx, cy, side], axis=1)
+    if rule.side_mode == "per_axis":
+        side_x = w * rule.expand
+        side_y = h * (rule.expand if rule.expand_y is None else rule.expand_y)
+    else:
+        if rule.side_mode == "max_wh":
+            side = np.maximum(w, h)
+        elif rule.side_mode == "max_wh_plus1":
+            side = np.maximum(w + 1, h + 1)
+        else:  # "diag"
+            side = np.hypot(w, h)
+        side_x = side_y = side * rule.expand
+    cx = (b[:, 0] + b[:, 2]) / 2 + rule.shift_x * side_x + rule.offset_px
+    cy = (b[:, 1] + b[:, 3]) / 2 + rule.shift_y * side_y + rule.offset_px
+    return np.stack([cx, cy, side_x, side_y], axis=1)
 
 
-def warp_matrices(regions: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(F, 2, 3) affine matrices image → input pixel-centre coordinates (see module docstring)."""
-    cx, cy, side = regions[:, 0], regions[:, 1], regions[:, 2]
-    sx, sy = width / side, height / side
-    m = np.zeros((len(regions), 2, 3), dtype=np.float64)
+def clip_regions(regions: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Regions whose pixel span ``[first, end)`` is clipped to ``[0, W-1]`` x ``[0, H-1]``.
+
+    ``first`` is the index of the region's first pixel (its left edge + 1/2). The bound W-1 (not
+    W) is the official PIPNet code's, kept so that its checkpoints see the crop they were trained on.
+    """
+    ih, iw = image_shape[:2]
+    r = np.asarray(regions, dtype=np.float64)
+    out = r.copy()
+    for axis, limit in ((0, iw - 1), (1, ih - 1)):
+        first = r[:, axis] - r[:, axis + 2] / 2 + 0.5
+        end = first + r[:, axis + 2]
+        first, end = np.maximum(first, 0.0), np.minimum(end, float(limit))
+        out[:, axis + 2] = end - first
+        out[:, axis] = first - 0.5 + out[:, axis + 2] / 2
+    return out
+
+
+def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
+    """(F, 4) integer pixel spans ``[x0, x1) x [y0, y1)`` a rounding crop samples (``round``: half to even, as PIL)."""
+    r = np.asarray(regions, dtype=np.float64)
+    first = r[:, :2] - r[:, 2:] / 2 + 0.5
+    end = first + r[:, 2:]
+    op = np.round if rounding == "round" else np.floor
+    first, end = op(first), op(end)
+    return np.stack([first[:, 0], first[:, 1], end[:, 0], end[:, 1]], axis=1).astype(np.int64)
+
+
+def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
+    """(F, 2, 3) affine matrices image → input pixel-centre coordinates (see module docstring).
+
+    ``regions`` are ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``. ``map_offset_px`` is the
+    crop rule's offset added to mapped-back points (the inverse subtracts it).
+    """
+    r = np.asarray(regions, dtype=np.float64)
+    cx, cy = r[:, 0], r[:, 1]
+    side_x = r[:, 2]
+    side_y = r[:, 3] if r.shape[1] > 3 else r[:, 2]
+    sx, sy = width / side_x, height / side_y
+    m = np.zeros((len(r), 2, 3), dtype=np.float64)
     m[:, 0, 0] = sx
-    m[:, 0, 2] = (side / 2 - cx) * sx - 0.5
+    m[:, 0, 2] = (side_x / 2 - cx + map_offset_px) * sx - 0.5
     m[:, 1, 1] = sy
-    m[:, 1, 2] = (side / 2 - cy) * sy - 0.5
+    m[:, 1, 2] = (side_y / 2 - cy + map_offset_px) * sy - 0.5
     return m
 
 
@@ -115,6 +164,47 @@ def warp_faces(image: np.ndarray, matrices: np.ndarray, width: int, height: int)
         cv2.warpAffine(image, m, (width, height), dst=crops[i], flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return crops
+
+
+# A whole-pixel crop is materialised (bilinear) or multiplied (antialias) at full size: one
+# far beyond the image is not a face in it and would only cost memory.
+MAX_CONTENT_RATIO = 16
+
+
+def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: int, height: int) -> np.ndarray:
+    """(F, H, W, 3) uint8 network crops of the regions as the rule samples them."""
+    if rule.clip:
+        regions = clip_regions(regions, image.shape)
+    if rule.rounding == "none" and rule.resize == "bilinear":
+        return warp_faces(image, warp_matrices(regions, width, height), width, height)
+    if rule.rounding == "none":  # antialias over a float region: PIL's resize with a float box is not offered
+        raise InputError("crop.resize 'antialias' needs whole-pixel regions (crop.rounding 'round' or 'floor')")
+    spans = content_spans(regions, rule.rounding)
+    ih, iw = image.shape[:2]
+    crops = np.empty((len(spans), height, width, 3), dtype=np.uint8)
+    for i, (x0, y0, x1, y1) in enumerate(spans.tolist()):
+        if x1 <= x0 or y1 <= y0:
+            raise InputError(f"box {i}: its crop region has no whole pixel inside the image ({x1 - x0}x{y1 - y0})")
+        if max(x1 - x0, y1 - y0) > MAX_CONTENT_RATIO * max(iw, ih):
+            raise InputError(f"box {i}: its crop region ({x1 - x0}x{y1 - y0} px) is over {MAX_CONTENT_RATIO}x the "
+                             f"{iw}x{ih} image: not a face in it")
+        if rule.resize == "antialias":
+            crops[i] = resize_region_antialias(image, x0, y0, x1, y1, width, height)
+            continue
+        ox0, oy0, ox1, oy1 = max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
+        patch = image[oy0:oy1, ox0:ox1]
+        if (ox0, oy0, ox1, oy1) != (x0, y0, x1, y1):  # black where the region leaves the image
+            patch = cv2.copyMakeBorder(patch, oy0 - y0, y1 - oy1, ox0 - x0, x1 - ox1, cv2.BORDER_CONSTANT, value=0)
+        cv2.resize(patch, (width, height), dst=crops[i], interpolation=cv2.INTER_LINEAR)
+    return crops
+
+
+def map_matrices(regions: np.ndarray, rule: CropRule, image_shape: tuple[int, ...], width: int,
+                 height: int) -> np.ndarray:
+    """Image → input matrices the decoded points are mapped back through (clipped, unrounded region + offset)."""
+    if rule.clip:
+        regions = clip_regions(regions, image_shape)
+    return warp_matrices(regions, width, height, rule.map_offset_px)
 
 
 def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr") -> np.ndarray:
@@ -155,6 +245,11 @@ def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: C
     """One image, F boxes → (tensor, image→input matrices). Calibration uses this very function."""
     validate_image(image)
     boxes = validate_boxes(boxes, image.shape)
-    matrices = warp_matrices(crop_regions(boxes, rule), spec.width, spec.height)
-    crops = warp_faces(image, matrices, spec.width, spec.height)
+    regions = crop_regions(boxes, rule)
+    if rule.is_plain and rule.map_offset_px == 0:  # the common case: one matrix both ways
+        matrices = warp_matrices(regions, spec.width, spec.height)
+        crops = warp_faces(image, matrices, spec.width, spec.height)
+    else:
+        matrices = map_matrices(regions, rule, image.shape, spec.width, spec.height)
+        crops = sample_faces(image, regions, rule, spec.width, spec.height)
     return normalise(crops, spec, image_color), matrices

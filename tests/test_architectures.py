@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sdk.metadata import OFFICIAL_CROPS
+
 torch = pytest.importorskip("torch")
 
 from converters.architectures import UnknownArchitectureError, get_arch, list_archs, load_meanface  # noqa: E402
@@ -228,14 +230,18 @@ def test_metadata_validates_and_roundtrips(arch: str, fake_meanface: np.ndarray)
 def test_metadata_per_method(fake_meanface: np.ndarray) -> None:
     h3r = get_arch("h3r_mobilenetv2").make_metadata(98, 160)
     assert (h3r.decoder.name, dict(h3r.decoder.params)) == ("h3r_topk", {"stride": 4, "topk": 9})
-    assert (h3r.crop.expand, h3r.crop.side_mode, h3r.crop.coordinate_origin) == (1.25, "max_wh_plus1", "pixel_center")
+    assert h3r.crop == OFFICIAL_CROPS["h3r"]  # official checkpoints: the official geometry
+    assert get_arch("h3r_mobilenetv2").trainer_crop.coordinate_origin == "pixel_center"  # what our trainer writes
     assert h3r.outputs[0].shape == (98, 40, 40)
     shr = get_arch("shr_mobilenetv2").make_metadata(21, 128, temperature=0.5)
     assert dict(shr.decoder.params) == {"stride": 4, "window": 5, "temperature": 0.5}
     assert shr.scheme.name == "aflw21"
     pip = get_arch("pipnet_resnet18").make_metadata(98, 256, meanface=fake_meanface, net_stride=16)
     assert pip.decoder.params["stride"] == 16 and pip.output_for("nb_x").shape == (980, 16, 16)
-    assert (pip.crop.expand, pip.crop.side_mode, pip.crop.coordinate_origin) == (1.2, "max_wh", "pixel_corner")
+    assert pip.crop == OFFICIAL_CROPS["pipnet"]
+    assert (pip.crop.expand, pip.crop.side_mode, pip.crop.rounding, pip.crop.clip) == (1.2, "per_axis", "floor", True)
+    light = get_arch("pipnet_light").make_metadata(98, 128, meanface=fake_meanface)
+    assert light.crop.is_plain and light.crop.side_mode == "max_wh"  # edgemark's own model: its trainer's rule
 
 
 def test_metadata_errors(fake_meanface: np.ndarray) -> None:

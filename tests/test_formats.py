@@ -332,7 +332,7 @@ def test_cli_metadata_from_flags_equals_the_metadata_file(tiny, tmp_path, capsys
                *[a for k, v in m.decoder.params.items() for a in ("--decoder-param", f"{k}={v}")],
                "--points", str(m.scheme.num_points), "--input-size", str(m.input.width),
                "--mean", *map(str, m.input.mean), "--std", *map(str, m.input.std), "--color", m.input.color,
-               "--crop-expand", str(m.crop.expand), "--crop-side-mode", m.crop.side_mode,
+               "--crop-preset", "h3r", "--crop-expand", str(m.crop.expand), "--crop-side-mode", m.crop.side_mode,
                "--to", "onnx", "--out", str(tmp_path), "--no-verify", "--json"])
     assert rc == 0
     (row,) = json.loads(capsys.readouterr().out)

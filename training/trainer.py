@@ -27,6 +27,7 @@ from torch import nn
 
 from converters.architectures import get_arch
 from sdk.decoders import decode
+from sdk.atomic import write_text
 from sdk.metadata import ModelMetadata
 from sdk.preprocess import crop_regions, to_image_coords, warp_matrices
 
@@ -167,8 +168,9 @@ class Trainer:
         self.meanface = None
         opts = dict(self.cfg["arch_options"])
         if "num_neighbours" in self.spec.options:  # PIPNet: decoder tables from the training mean face
-            self.meanface = pipnet_meanface(train_set.normalised_points(self.spec.crop, s, s))
-        self.meta: ModelMetadata = self.spec.make_metadata(n, s, meanface=self.meanface, **opts)
+            self.meanface = pipnet_meanface(train_set.normalised_points(self.spec.trainer_crop, s, s))
+        self.meta: ModelMetadata = self.spec.make_metadata(n, s, meanface=self.meanface, crop=self.spec.trainer_crop,
+                                                           **opts)
         torch.manual_seed(self.seed)
         self.model = self.spec.build(n, s, **opts)
         self.init_count = 0
@@ -325,6 +327,8 @@ class Trainer:
                     self.best_nme = val
                     torch.save(self.model.state_dict(), self.out / "best.pth")
                 torch.save(self.model.state_dict(), self.out / "model.pth")
+                # the crop rule it was trained with: `edgemark convert model.pth --arch A --metadata metadata.json`
+                write_text(self.out / "metadata.json", self.meta.to_json())
                 if finished_epoch:
                     self.epoch += 1
                     self.step_in_epoch = 0

@@ -14,13 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sdk.metadata import CropRule, DecoderSpec
+from sdk.metadata import OFFICIAL_CROPS, CropRule, DecoderSpec
 
 from .mobilenetv2 import features_out_channels, mobilenetv2_features
 from .registry import ArchSpec, downsampled, register
 
 HEATMAP_STRIDE = 4
-H3R_CROP = CropRule(expand=1.25, side_mode="max_wh_plus1", coordinate_origin="pixel_center")
+# Official checkpoints are converted with the official geometry; edgemark's trainer (and the
+# models it fine-tuned, e.g. the bundled default) uses the plain pixel-centre warp of schema 1.
+H3R_CROP = OFFICIAL_CROPS["h3r"]
+H3R_TRAINING_CROP = CropRule(expand=1.25, side_mode="max_wh_plus1", coordinate_origin="pixel_center")
 
 
 class FusedMobileNetV2Trunk(nn.Module):
@@ -106,6 +109,7 @@ H3R_MOBILENETV2 = register(ArchSpec(
     output_shapes=heatmap_shapes,
     decoder=_decoder,
     crop=H3R_CROP,
+    training_crop=H3R_TRAINING_CROP,
     default_input_size=128,
     default_num_points=98,
     options={"topk": 9},

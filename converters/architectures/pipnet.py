@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sdk.decoders import pipnet_neighbour_tables
-from sdk.metadata import CropRule, DecoderSpec
+from sdk.metadata import OFFICIAL_CROPS, CropRule, DecoderSpec
 
 from .h3r import FusedMobileNetV2Trunk
 from .mobilenetv2 import MobileNetV2
@@ -30,7 +30,10 @@ HEAD_NAMES = ("cls_layer", "x_layer", "y_layer", "nb_x_layer", "nb_y_layer")
 OUTPUT_ROLES = ("cls", "offset_x", "offset_y", "nb_x", "nb_y")
 NET_STRIDES = (16, 32, 64, 128)
 EXTRA_CHANNELS = 512
-PIPNET_CROP = CropRule(expand=1.2, side_mode="max_wh", coordinate_origin="pixel_corner")
+# Official layouts convert with the official (per-axis, clipped, truncated) crop; edgemark's
+# trainer and its own pipnet_light use a square plain warp.
+PIPNET_CROP = OFFICIAL_CROPS["pipnet"]
+PIPNET_TRAINING_CROP = CropRule(expand=1.2, side_mode="max_wh", coordinate_origin="pixel_corner")
 LIGHT_STRIDE = 8
 
 
@@ -173,7 +176,7 @@ def _register_resnet(depth: int) -> ArchSpec:
 
     return register(ArchSpec(
         name=name, builder=build, output_roles=OUTPUT_ROLES, output_shapes=shapes, decoder=_decoder_for(name),
-        crop=PIPNET_CROP, default_input_size=256, default_num_points=98,
+        crop=PIPNET_CROP, training_crop=PIPNET_TRAINING_CROP, default_input_size=256, default_num_points=98,
         options={"num_neighbours": 10, "net_stride": 32}, infer_options=_infer_resnet,
         description=f"PIPNet ResNet-{depth} (official checkpoint layout), strides 16/32/64/128",
     ))
@@ -185,7 +188,7 @@ PIPNET_RESNET101 = _register_resnet(101)
 
 
 def _fixed_stride_spec(name: str, model: type[PIPNetMobileNetV2] | type[PIPNetLight], halvings: int,
-                       stride: int, default_input_size: int, description: str) -> ArchSpec:
+                       stride: int, default_input_size: int, description: str, crop: CropRule) -> ArchSpec:
     def build(num_points: int, input_size: int, *, num_neighbours: int) -> nn.Module:
         return model(num_points, num_neighbours)
 
@@ -194,12 +197,14 @@ def _fixed_stride_spec(name: str, model: type[PIPNetMobileNetV2] | type[PIPNetLi
 
     return register(ArchSpec(
         name=name, builder=build, output_roles=OUTPUT_ROLES, output_shapes=shapes,
-        decoder=_decoder_for(name, stride), crop=PIPNET_CROP, default_input_size=default_input_size,
+        decoder=_decoder_for(name, stride), crop=crop, training_crop=PIPNET_TRAINING_CROP,
+        default_input_size=default_input_size,
         default_num_points=98, options={"num_neighbours": 10}, infer_options=_infer_heads, description=description,
     ))
 
 
 PIPNET_MOBILENETV2 = _fixed_stride_spec("pipnet_mobilenetv2", PIPNetMobileNetV2, 5, 32, 256,
-                                        "PIPNet MobileNetV2 (official checkpoint layout), stride 32")
+                                        "PIPNet MobileNetV2 (official checkpoint layout), stride 32", PIPNET_CROP)
 PIPNET_LIGHT = _fixed_stride_spec("pipnet_light", PIPNetLight, 3, LIGHT_STRIDE, 128,
-                                  "PIPNet heads on the light H3R trunk at stride 8 (for like-for-like training)")
+                                  "PIPNet heads on the light H3R trunk at stride 8 (for like-for-like training)",
+                                  PIPNET_TRAINING_CROP)

@@ -63,6 +63,13 @@ class ArchSpec:
     decoder_options: tuple[str, ...] = ()
     infer_options: Callable[[Mapping[str, Tensor]], dict[str, Any]] = _infer_nothing
     description: str = ""
+    # The rule edgemark's own trainer crops with (plain warps, no rounding): files it trains keep
+    # it, while ``crop`` is what a checkpoint of this architecture is converted with.
+    training_crop: CropRule | None = None
+
+    @property
+    def trainer_crop(self) -> CropRule:
+        return self.crop if self.training_crop is None else self.training_crop
 
     def resolve(self, num_points: int | None, input_size: int | None,
                 options: Mapping[str, Any]) -> tuple[int, int, dict[str, Any]]:
@@ -86,8 +93,9 @@ class ArchSpec:
         return model
 
     def make_metadata(self, num_points: int | None = None, input_size: int | None = None,
-                      meanface: np.ndarray | None = None, **options: Any) -> ModelMetadata:
-        """Complete, validated metadata for this architecture at this size."""
+                      meanface: np.ndarray | None = None, crop: CropRule | None = None,
+                      **options: Any) -> ModelMetadata:
+        """Complete, validated metadata for this architecture at this size (``crop`` overrides the rule)."""
         n, s, opts = self.resolve(num_points, input_size, options)
         shapes = self.output_shapes(n, s, **opts)
         outputs = tuple(OutputSpec(name=role, role=role, shape=tuple(shape))
@@ -96,7 +104,7 @@ class ArchSpec:
             scheme=scheme_for_points(n),
             input=InputSpec(name="input", width=s, height=s, color="rgb", mean=IMAGENET_MEAN, std=IMAGENET_STD,
                             layout="nchw"),
-            crop=self.crop,
+            crop=self.crop if crop is None else crop,
             decoder=self.decoder(n, meanface, **opts),
             outputs=outputs,
             provenance=Provenance(architecture=self.name, extra={"options": opts}),

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from sdk.metadata import DecoderSpec
 from sdk.decoders.heatmap import SHR_TEMPERATURE, SHR_WINDOW
 
-from .h3r import H3R_CROP, HEATMAP_STRIDE, ConvHead, FusedMobileNetV2Trunk, heatmap_shapes
+from .h3r import H3R_TRAINING_CROP, HEATMAP_STRIDE, ConvHead, FusedMobileNetV2Trunk, heatmap_shapes
 from .registry import ArchSpec, register
 
 
@@ -51,7 +51,7 @@ SHR_MOBILENETV2 = register(ArchSpec(
     output_roles=("heatmap",),
     output_shapes=heatmap_shapes,
     decoder=_decoder,
-    crop=H3R_CROP,
+    crop=H3R_TRAINING_CROP,  # edgemark's own method: no official code, its trainer's rule
     default_input_size=128,
     default_num_points=98,
     options={"window": SHR_WINDOW, "temperature": SHR_TEMPERATURE},  # the SHR decoder's defaults (sdk.decoders)
