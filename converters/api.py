@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from sdk.backends import open_backend
 from sdk.formats import format_of
+from sdk.metadata import ModelMetadata
 
 from .formats import WRITERS, writer_for
 from .source import (ConversionError, SourceModel, ensure_onnx, load_source, metadata_from_json, output_path,
@@ -74,3 +75,15 @@ def convert(source: SourceModel, formats: Sequence[str], out_dir: str | Path, *,
 
 __all__ = ["ConversionError", "ConversionResult", "SourceModel", "convert", "ensure_onnx", "load_source",
            "metadata_from_json", "output_path", "sha256_of", "supported_jobs", "with_precision"]
+
+
+def upgrade_metadata(path: str | Path) -> ModelMetadata:
+    """Rewrite a model file's metadata in the current schema, in place (weights untouched).
+
+    Reading already upgrades older schemas in memory (``sdk.metadata.upgrade_metadata_dict``);
+    this makes the file itself current, so tools that read the raw JSON see schema 2 too.
+    """
+    path = Path(path)
+    meta = open_backend(path).metadata
+    writer_for(format_of(path).name).restamp(path, meta)
+    return meta

@@ -54,6 +54,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="models", help="output directory")
     p.add_argument("--no-verify", action="store_true", help="skip the landmark comparison on real face crops")
     p.add_argument("--list-archs", action="store_true", help="list known architectures and exit")
+    p.add_argument("--upgrade", action="store_true",
+                   help="rewrite SOURCE's metadata (any format) in the current schema in place and exit; "
+                        "older files are read without it, this makes the file itself current")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -68,6 +71,12 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     if not args.source:
         raise ConversionError("give a checkpoint or ONNX file (or --list-archs)")
+    if args.upgrade:
+        from .api import upgrade_metadata
+
+        meta = upgrade_metadata(args.source)
+        print(f"{args.source}: metadata rewritten in schema {meta.schema_version} (weights untouched)")
+        return 0
     from .metadata_options import has_metadata_options, metadata_from_options, parse_key_values
 
     meta = metadata_from_json(args.metadata) if args.metadata else None

@@ -128,9 +128,9 @@ def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: f
     sx, sy = width / side_x, height / side_y
     m = np.zeros((len(r), 2, 3), dtype=np.float64)
     m[:, 0, 0] = sx
-    m[:, 0, 2] = (side_x / 2 - cx + map_offset_px) * sx - 0.5
+    m[:, 0, 2] = (side_x / 2 - cx - map_offset_px) * sx - 0.5
     m[:, 1, 1] = sy
-    m[:, 1, 2] = (side_y / 2 - cy + map_offset_px) * sy - 0.5
+    m[:, 1, 2] = (side_y / 2 - cy - map_offset_px) * sy - 0.5
     return m
 
 
