@@ -76,7 +76,8 @@ def main(argv: list[str]) -> int:
             import onnx2tf
 
             onnx2tf.convert(input_onnx_file_path=onnx_path, output_folder_path=out_dir,
-                            copy_onnx_input_output_names_to_tflite=True, non_verbose=True)
+                            copy_onnx_input_output_names_to_tflite=True, non_verbose=True,
+                            output_signaturedefs=True)  # the INT8 quantizer calibrates through the SignatureDef
         except BaseException:
             if attempts:
                 print(f"edgemark: onnx2tf tried to reach the network: {attempts}", file=sys.stderr)

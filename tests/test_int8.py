@@ -203,8 +203,13 @@ def _extra(path: Path) -> dict:
 def _check_budget_outcomes(source, fmt, tmp_path, cache_dir, **kw):
     """Loose budget: the first rung is kept and stamped. Impossible budget: typed error listing every attempt."""
     from converters.int8 import Int8BudgetError, quantize_with_budget
+    from converters.source import ConversionError
 
     ext = FORMATS[fmt].extension
+    with pytest.raises(ConversionError, match="--reference-nme"):  # the tiny model's 8 points map to no labels
+        quantize_with_budget(source, writer_for(fmt), tmp_path / f"ok{ext}",
+                             _options(cache_dir, max_nme_increase=1000.0, levels=(0,), **kw))
+    kw = {"reference_nme": 20.0, **kw}
     ok = quantize_with_budget(source, writer_for(fmt), tmp_path / f"ok{ext}",
                               _options(cache_dir, max_nme_increase=1000.0, levels=(0, 1), **kw))
     assert ok.path.is_file() and len(ok.attempts) == 1 and ok.recipe.float_level == 0
@@ -218,7 +223,9 @@ def _check_budget_outcomes(source, fmt, tmp_path, cache_dir, **kw):
     err = info.value
     assert [a.recipe.float_level for a in err.attempts] == [0, 1]
     assert all(a.validation is not None and a.increase > 0 for a in err.attempts)
-    assert "float0" in str(err) and "float1" in str(err) and "+0 NME points" in str(err)
+    assert "float0" in str(err) and "float1" in str(err) and "+0 % NME (relative" in str(err)
+    assert extra["validation"]["fp32_nme"] == 20.0 and "given" in extra["validation"]["fp32_nme_source"]
+    assert extra["validation"]["predicted_increase_pct"] >= 0
     assert not (tmp_path / f"fail{ext}").exists()
     assert not list(tmp_path.glob(".int8-*"))  # no work files left behind
     return ok
@@ -326,11 +333,13 @@ def test_cli_convert_int8(shared_dir, tmp_path, monkeypatch, capsys):
     onnx_path = tmp_path / "tiny.onnx"
     export_onnx(spec.build(POINTS, SIZE), spec.make_metadata(POINTS, SIZE), onnx_path)
     rc = main(["convert", str(onnx_path), "--to", "onnx", "--int8", "--calib-size", "16", "--calib-val-size", "8",
-               "--max-nme-increase", "1000%", "--out", str(tmp_path / "out"), "--no-verify", "--json"])
+               "--max-nme-increase", "1000%", "--reference-nme", "30", "--out", str(tmp_path / "out"), "--no-verify",
+               "--json"])
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
     row = next(r for r in rows if r["precision"] == "int8")
     assert Path(row["file"]).name == "tiny_int8.onnx" and row["int8_recipe"] and row["val_nme_vs_fp32"] is not None
+    assert row["predicted_nme_increase_pct"] >= 0
     rc = main(["convert", str(onnx_path), "--to", "onnx", "--int8", "--calib", "aflw2000-3d", "--out",
                str(tmp_path / "out2"), "--no-verify"])
     assert rc == 2 and "test set" in capsys.readouterr().err

@@ -3,8 +3,8 @@
 The search walks a ladder from the most quantized recipe to progressively larger float
 tails (``scope``): level 0 (everything INT8), 1 (output layer), 2 (head), 3, 5, 8 …
 Each attempt is written, run on the calibration source's validation split and compared
-with the FP32 model (agreement NME, see ``validate``). The first attempt within
-``max_nme_increase`` is kept — the fastest recipe that is accurate enough. When none
+with the FP32 model; the relative NME increase it predicts (see ``validate``) is compared
+with ``max_nme_increase``. The first attempt within the budget is kept — the fastest recipe that is accurate enough. When none
 fits, :class:`Int8BudgetError` lists every attempt with its measured increase. Without
 a budget the first rung is kept (still measured and recorded).
 
@@ -42,8 +42,10 @@ INT8_IO = ("float", "int8")
 class Int8Options:
     """What ``edgemark convert --int8`` was asked for.
 
-    ``max_nme_increase``: budget in NME percentage points (the unit NME is reported in),
-    measured as agreement with the FP32 model on the validation split; None = no budget.
+    ``max_nme_increase``: budget as the relative increase of NME against ground truth in %
+    (0.5 = INT8 NME ≤ FP32 NME × 1.005), predicted on the validation split (``validate``);
+    None = no budget. ``reference_nme``: the FP32 NME the budget is relative to, when the
+    calibration faces carry no labels in (or mappable to) the model's scheme.
     ``recipe``: "auto" (ladder search) or "naive" (min-max, everything INT8, outputs too).
     """
 
@@ -52,6 +54,7 @@ class Int8Options:
     val_size: int = 100
     seed: int = 0
     max_nme_increase: float | None = None
+    reference_nme: float | None = None
     io: str = "float"
     recipe: str = "auto"
     levels: tuple[int, ...] | None = None  # ladder override (float levels, tried in order)
@@ -65,7 +68,9 @@ class Int8Options:
         if self.io not in INT8_IO:
             raise ValueError(f"INT8 I/O must be one of {INT8_IO}, got {self.io!r}")
         if self.max_nme_increase is not None and not self.max_nme_increase >= 0:
-            raise ValueError(f"max_nme_increase must be >= 0 (NME percentage points), got {self.max_nme_increase}")
+            raise ValueError(f"max_nme_increase must be >= 0 (relative NME increase in %), got {self.max_nme_increase}")
+        if self.reference_nme is not None and not self.reference_nme > 0:
+            raise ValueError(f"reference_nme must be a positive NME in %, got {self.reference_nme}")
 
 
 @dataclass
@@ -79,7 +84,8 @@ class Attempt:
 
     @property
     def increase(self) -> float:
-        return float("inf") if self.validation is None else self.validation.nme_vs_fp32
+        """Predicted relative NME increase, %."""
+        return float("inf") if self.validation is None else self.validation.predicted_increase
 
     def fits(self, budget: float | None) -> bool:
         return self.error is None and (budget is None or self.increase <= budget)
@@ -89,6 +95,8 @@ class Attempt:
                "seconds": round(self.seconds, 1)}
         if self.validation is not None:
             row["nme_vs_fp32"] = round(self.validation.nme_vs_fp32, 4)
+            if self.validation.fp32_nme is not None:
+                row["predicted_increase_pct"] = round(self.validation.predicted_increase, 4)
         if self.error:
             row["error"] = self.error
         return row
@@ -99,11 +107,12 @@ class Int8BudgetError(ConversionError):
 
     def __init__(self, fmt: str, budget: float, attempts: list[Attempt], cs: CalibrationSet):
         self.format, self.budget, self.attempts = fmt, budget, attempts
-        lines = [f"no INT8 {fmt} recipe fits the budget of +{budget:g} NME points (agreement with FP32 on "
-                 f"{len(cs.validation)} held-out faces of {cs.info.get('source')!r}, seed {cs.info.get('seed')}); "
-                 "attempts, most quantized first:"]
+        lines = [f"no INT8 {fmt} recipe fits the budget of +{budget:g} % NME (relative, predicted from the "
+                 f"displacement against FP32 on {len(cs.validation)} held-out faces of {cs.info.get('source')!r}, "
+                 f"seed {cs.info.get('seed')}); attempts, most quantized first (d = INT8-vs-FP32 NME):"]
         for a in attempts:
-            measured = f"+{a.increase:.4f}" if a.validation is not None else f"failed: {a.error}"
+            measured = (f"+{a.increase:.3f} % (d {a.validation.nme_vs_fp32:.4f})" if a.validation is not None
+                        else f"failed: {a.error}")
             lines.append(f"  {a.recipe.name:<40} {a.scope:<60} {measured}")
         lines.append("Loosen --max-nme-increase, calibrate on faces closer to your data, or keep FP32/FP16.")
         super().__init__("\n".join(lines))
@@ -168,7 +177,15 @@ def quantize_with_budget(source: Any, writer: Any, target: str | Path, options: 
                 path, details, meta = quantizer.quantize(recipe, path)
                 attempt.scope, attempt.details = details.get("scope", ""), details
                 cand = landmarks_on(open_backend(path), cs)
-                attempt.validation = compare_on_validation(reference, cand, cs, source.meta.scheme.name)
+                attempt.validation = compare_on_validation(reference, cand, cs, source.meta.scheme.name,
+                                                           options.reference_nme)
+                if options.max_nme_increase is not None and attempt.validation.fp32_nme is None:
+                    raise ConversionError(
+                        f"--max-nme-increase is relative to the FP32 model's NME, but the calibration faces "
+                        f"({cs.info.get('source')!r}) have no labels in or mappable to scheme "
+                        f"{source.meta.scheme.name!r}: give --reference-nme (the FP32 NME in %) or labelled faces")
+            except ConversionError:
+                raise
             except Exception as exc:  # a recipe the toolchain cannot build is an attempt that failed, not a crash
                 log.warning("INT8 %s recipe %s failed: %s", fmt, recipe.name, exc)
                 attempt.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -186,7 +203,8 @@ def quantize_with_budget(source: Any, writer: Any, target: str | Path, options: 
         final = with_precision(meta, "int8", int8_recipe={**attempt.recipe.to_dict(), "name": attempt.recipe.name,
                                                           **attempt.details},
                                calibration=cs.summary(),
-                               validation={**attempt.validation.to_dict(), "metric": "NME % vs FP32 (box-normalised)",
+                               validation={**attempt.validation.to_dict(),
+                                           "metric": "relative GT-NME increase %, predicted sqrt(1 + (d/N)^2) - 1",
                                            "budget": options.max_nme_increase},
                                int8_attempts=[a.row() for a in attempts])
         writer.restamp(path, final)

@@ -1,11 +1,18 @@
-"""How much a quantized model moves the landmarks, measured on the calibration source's held-out split.
+"""How much a quantized model costs in accuracy, estimated on the calibration source's held-out split.
 
-The budget metric is *agreement with the FP32 model*: NME (%, box-normalised) of the
-quantized model's landmarks against the FP32 model's landmarks on the same crops. It
-needs no ground truth in the model's scheme (the default calibration source, AFLW faces,
-has 21 sparse points, not WFLW-98), and it bounds the ground-truth NME increase from
-above (triangle inequality, see ``calibration.sets.agreement_nme``). Where the source's
-ground truth can be mapped to the model's scheme the GT NME of both models is reported too.
+The budget is the **relative increase of NME against ground truth**, ``NME_int8 / NME_fp32 − 1``.
+Measured directly on 100 held-out faces it is too noisy to bound 0.5 % (the cross term
+between the model's own error and the INT8 displacement averages out only over thousands of
+faces), so it is *predicted* from two quieter quantities:
+
+* ``d`` — agreement NME of INT8 against FP32 landmarks on the held-out crops (needs no labels);
+* ``N`` — the FP32 model's NME against the held-out faces' labels, in the model's scheme or a
+  mapped subset (WFLW-98 → AFLW-21 for the default AFLW calibration faces), or a reference
+  NME given by the user (``reference_nme``) when the faces carry no usable labels.
+
+Rule: ``predicted = sqrt(1 + (d / N)²) − 1`` — errors that are uncorrelated add in quadrature.
+Validated on the 2,000 AFLW2000-3D faces for every INT8 file in the README (predicted vs
+measured per file, `python -m benchmarks.int8_budget`); it over-predicts, i.e. errs safe.
 """
 from __future__ import annotations
 
@@ -29,30 +36,55 @@ def landmarks_on(backend: Backend, cs: CalibrationSet, batch: int = 16) -> np.nd
     return to_image_coords(np.concatenate(pts), cs.val_matrices, meta.crop.coordinate_origin)
 
 
+def predicted_increase(displacement_nme: float, fp32_nme: float) -> float:
+    """Relative NME increase in % predicted from the INT8-vs-FP32 displacement ``d`` and FP32 NME ``N``."""
+    return 100.0 * (float(np.sqrt(1.0 + (displacement_nme / fp32_nme) ** 2)) - 1.0)
+
+
 @dataclass(frozen=True)
 class Validation:
     faces: int
-    nme_vs_fp32: float  # mean agreement NME, %, the budget metric
+    nme_vs_fp32: float  # d: mean agreement NME of INT8 vs FP32 landmarks, %
     nme_vs_fp32_p95: float
     max_px_vs_fp32: float  # largest landmark move in image pixels
     gt: dict[str, float] | None = None
+    fp32_nme: float | None = None  # N: the FP32 model's NME vs ground truth the relative budget refers to
+    fp32_nme_source: str = ""
+
+    @property
+    def predicted_increase(self) -> float:
+        """Predicted relative GT-NME increase in % (inf when no N is known)."""
+        if self.fp32_nme is None or not self.fp32_nme > 0:
+            return float("inf")
+        return predicted_increase(self.nme_vs_fp32, self.fp32_nme)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"faces": self.faces, "nme_vs_fp32": round(self.nme_vs_fp32, 4),
                "nme_vs_fp32_p95": round(self.nme_vs_fp32_p95, 4), "max_px_vs_fp32": round(self.max_px_vs_fp32, 3)}
         if self.gt is not None:
             out["gt"] = {k: round(v, 4) for k, v in self.gt.items()}
+        if self.fp32_nme is not None:
+            out.update(fp32_nme=round(self.fp32_nme, 4), fp32_nme_source=self.fp32_nme_source,
+                       predicted_increase_pct=round(self.predicted_increase, 4))
         return out
 
 
 def compare_on_validation(reference: np.ndarray, candidate: np.ndarray, cs: CalibrationSet,
-                          scheme: str) -> Validation:
-    """Agreement of ``candidate`` with ``reference`` landmarks (both image px) on ``cs``'s validation faces."""
+                          scheme: str, reference_nme: float | None = None) -> Validation:
+    """Agreement of ``candidate`` with ``reference`` landmarks (both image px) on ``cs``'s validation faces,
+    and N: the held-out labels' FP32 NME (``reference_nme``, when given, wins)."""
     per_face = agreement_nme(candidate, reference, cs.val_boxes)
     moved = np.linalg.norm(candidate.astype(np.float64) - reference, axis=-1)
     gt = _gt_report(reference, candidate, cs, scheme)
+    if reference_nme is not None:
+        n, source = float(reference_nme), "given (--reference-nme)"
+    elif gt is not None:
+        n, source = gt["nme_fp32"], f"{len(per_face)} held-out faces, labels {gt['labels']}"
+    else:
+        n, source = None, ""
     return Validation(len(per_face), float(np.mean(per_face)), float(np.percentile(per_face, 95)),
-                      float(moved.max()) if moved.size else 0.0, gt)
+                      float(moved.max()) if moved.size else 0.0,
+                      None if gt is None else {k: v for k, v in gt.items() if k != "labels"}, n, source)
 
 
 def _gt_report(reference: np.ndarray, candidate: np.ndarray, cs: CalibrationSet, scheme: str) -> dict | None:
@@ -66,7 +98,10 @@ def _gt_report(reference: np.ndarray, candidate: np.ndarray, cs: CalibrationSet,
         cand = map_landmarks(candidate, scheme, cs.gt_scheme)
     except ValueError:  # e.g. a WFLW-98 model on AFLW-21 faces: no mapping, agreement only
         return None
+    gt = np.where(np.isnan(ref).any(-1, keepdims=True), np.nan, cs.val_landmarks)  # score mapped points only
     norm = box_normaliser(cs.val_landmarks)
-    a = float(np.nanmean(nme(ref, cs.val_landmarks, norm)))
-    b = float(np.nanmean(nme(cand, cs.val_landmarks, norm)))
-    return {"nme_fp32": a, "nme_int8": b, "increase": b - a}
+    a = float(np.nanmean(nme(ref, gt, norm)))
+    b = float(np.nanmean(nme(cand, gt, norm)))
+    mapped = scheme == cs.gt_scheme
+    return {"nme_fp32": a, "nme_int8": b, "increase": b - a,
+            "labels": cs.gt_scheme if mapped else f"{cs.gt_scheme} (mapped subset of {scheme})"}
