@@ -2,6 +2,7 @@
 dtypes and every decoder, and flat memory over many predictions."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from sdk import EdgemarkError, InputError, MetadataError, ModelLoadError, Predic
 from sdk.decoders import point_confidence
 from sdk.decoders import decode, pipnet_neighbour_tables
 from sdk.metadata import CropRule, InputSpec
+from sdk.formats import FORMATS
 from sdk.preprocess import prepare_batch
 
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "sdk" / "data" / "sample.jpg"
@@ -400,3 +402,86 @@ def test_partial_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and not partial.exists()
     assert not list(tmp_path.glob(".model.*.partial.onnx"))
+
+
+# Where the converter is SIGKILLed while it replaces a working model, per format: (call, n-th) and
+# whether the old model is what must load afterwards. OpenVINO's os.replace calls: 1 save_model's
+# .bin moved to its temporary name, 2 the journal committed, 3 the .bin, 4 the .xml; then the
+# journal is unlinked. ONNX: 1 the one rename.
+CONVERTER_KILL_POINTS = {
+    ("openvino", "while writing the temporary files"): ("fsync", 1, "old"),
+    ("openvino", "files complete, before the journal"): ("replace", 2, "old"),
+    ("openvino", "journal written, nothing renamed"): ("replace", 3, "new"),
+    ("openvino", "new .bin in place, old .xml"): ("replace", 4, "new"),
+    ("openvino", "both renamed, journal not yet removed"): ("unlink", 1, "new"),
+    ("onnx", "while writing the temporary file"): ("fsync", 1, "old"),
+    ("onnx", "file complete, before the rename"): ("replace", 1, "old"),
+}
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from sdk import atomic
+what, at = sys.argv[3], int(sys.argv[4])
+calls = {"replace": 0, "fsync": 0, "unlink": 0}
+def counting(name, real):
+    def f(*a, **k):
+        calls[name] += 1
+        if name == what and calls[name] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*a, **k)
+    return f
+os.replace = counting("replace", os.replace)
+atomic._fsync = counting("fsync", atomic._fsync)
+real_unlink = Path.unlink
+def unlink(self, *a, **k):
+    if self.name.endswith(".swap"):
+        calls["unlink"] += 1
+        if what == "unlink" and calls["unlink"] == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_unlink(self, *a, **k)
+Path.unlink = unlink
+from converters.api import convert, load_source
+convert(load_source(sys.argv[1]), [sys.argv[5]], sys.argv[2], verify=False)
+"""
+
+
+def _new_version_of(onnx_path, out_dir):
+    """The same network with other metadata (crop expand 1.3): tells the old file from the new one."""
+    import onnx
+
+    from converters.onnx_io import embed_metadata, read_metadata, save_onnx
+
+    proto = onnx.load(str(onnx_path))
+    meta = read_metadata(proto)
+    new_meta = meta.replace(crop=dataclasses.replace(meta.crop, expand=1.3))
+    out_dir.mkdir()
+    path = out_dir / onnx_path.name
+    save_onnx(embed_metadata(proto, new_meta), path)
+    return path
+
+
+@pytest.mark.parametrize("fmt,point", sorted(CONVERTER_KILL_POINTS))
+def test_a_killed_conversion_never_destroys_the_working_model(tiny_onnx, tmp_path, fmt, point):
+    """SIGKILL the converter at each point while it replaces a working model: the target always loads,
+    as the old or the new model (never a mix); the next conversion leaves only the final files."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino" if fmt == "openvino" else "onnxruntime")
+    from converters.api import convert, load_source
+    from sdk.backends import open_backend
+
+    what, at, survivor = CONVERTER_KILL_POINTS[(fmt, point)]
+    out = tmp_path / "models"
+    (old,) = convert(load_source(tiny_onnx), [fmt], out, verify=False)
+    new_source = _new_version_of(tiny_onnx, tmp_path / "new")
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(new_source), str(out), what, str(at), fmt],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    expand = open_backend(old.path).metadata.crop.expand  # loads: a whole model, old or new
+    left = sorted(p.name for p in out.iterdir())
+    print(f"{fmt}, killed {point}: left {left}; loads the {survivor} model")
+    assert expand == {"old": 1.25, "new": 1.3}[survivor], (point, left)
+    (again,) = convert(load_source(new_source), [fmt], out, verify=False)
+    assert open_backend(again.path).metadata.crop.expand == 1.3
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in FORMATS[fmt].paths(again.path))

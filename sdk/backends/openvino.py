@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 
+from ..atomic import pending_sources
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
 from ..formats import RUNTIMES
@@ -41,12 +42,14 @@ class OpenVinoBackend(Backend):
             ov = import_openvino()
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise RUNTIMES[self.name].missing_runtime() from exc
-        weights = self.path.with_suffix(".bin")
+        # A converter killed between the renames of an .xml + .bin replacement leaves a journal:
+        # read the newer, complete pair from where it is (sdk.atomic), never a mixed one.
+        descriptor, weights = pending_sources(self.path, self.path.with_suffix(".bin"))
         if not weights.is_file():
             raise ModelLoadError(f"OpenVINO weights file not found: {weights} (it must sit beside {self.path.name})")
         core = ov.Core()
         try:
-            self.model = core.read_model(str(self.path), str(weights))
+            self.model = core.read_model(str(descriptor), str(weights))
         except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for bad XML or short .bin
             raise ModelLoadError(f"cannot load OpenVINO model {self.path} (+ {weights.name}): the file is truncated, "
                                  f"corrupt or not an IR ({_first_line(exc)})") from None
