@@ -87,3 +87,17 @@ def upgrade_metadata(path: str | Path) -> ModelMetadata:
     meta = open_backend(path).metadata
     writer_for(format_of(path).name).restamp(path, meta)
     return meta
+
+
+def calibrate_face_confidence(path: str | Path, *, count: int = 400, seed: int = 1,
+                              progress: bool = True) -> ModelMetadata:
+    """Measure the file's face confidence on training faces vs face-free boxes and store the gate
+    in its metadata (``face_confidence``), in place (``calibration.confidence``)."""
+    from calibration.confidence import choose_threshold, collect_samples
+    from landmarkdata.datasets import load_aflw_faces
+
+    path = Path(path)
+    samples = collect_samples(path, load_aflw_faces(), count=count, seed=seed, progress=progress)
+    meta = open_backend(path).metadata.replace(face_confidence=choose_threshold(samples))
+    writer_for(format_of(path).name).restamp(path, meta)
+    return meta

@@ -54,6 +54,9 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="models", help="output directory")
     p.add_argument("--no-verify", action="store_true", help="skip the landmark comparison on real face crops")
     p.add_argument("--list-archs", action="store_true", help="list known architectures and exit")
+    p.add_argument("--calibrate-confidence", action="store_true",
+                   help="measure SOURCE's face confidence on AFLW training faces vs face-free boxes, store the "
+                        "face / no-face threshold (or 'not informative') in its metadata in place, and exit")
     p.add_argument("--upgrade", action="store_true",
                    help="rewrite SOURCE's metadata (any format) in the current schema in place and exit; "
                         "older files are read without it, this makes the file itself current")
@@ -71,6 +74,15 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     if not args.source:
         raise ConversionError("give a checkpoint or ONNX file (or --list-archs)")
+    if args.calibrate_confidence:
+        from .api import calibrate_face_confidence
+
+        spec = calibrate_face_confidence(args.source, progress=not args.json).face_confidence
+        m = spec.measured
+        verdict = f"threshold {spec.threshold}" if spec.informative else "not informative (the detector decides)"
+        print(f"{args.source}: face confidence {verdict}; false reject {m['false_reject_pct']} % of "
+              f"{m['faces']} faces, false accept {m['false_accept_pct']} % of {m['face_free_boxes']} face-free boxes")
+        return 0
     if args.upgrade:
         from .api import upgrade_metadata
 
@@ -113,15 +125,16 @@ def run_convert(args: argparse.Namespace) -> int:
     jobs = [(f, p) for f in args.to for p in precisions if p in FORMATS[f].precisions]
     rows = []
     bar = tqdm(total=len(jobs), desc="convert", unit="file", disable=args.json)
-    failure = None
+    failures = []
     with source:  # removes the intermediate files whatever happens
         for fmt, precision in jobs:
             bar.set_postfix_str(f"{fmt} {precision}")
             try:
                 (result,) = convert(source, [fmt], args.out, precisions=[precision], verify=not args.no_verify)
-            except ConversionError as exc:
-                failure = f"{fmt} {precision}: {exc}"
-                break
+            except ConversionError as exc:  # this file is not written; the other formats still are
+                failures.append(f"{fmt} {precision}: {exc}")
+                bar.update()
+                continue
             rows.append({**result.as_row(), **(_int8_summary(result.path) if precision == "int8" else {})})
             bar.update()
     bar.close()
@@ -130,8 +143,9 @@ def run_convert(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
     sys.stdout.flush()  # TensorFlow/LiteRT teardown can kill the process at exit; keep the report
-    if failure:  # what was written is reported above; the failed file was not written
-        print(f"edgemark convert: {failure}", file=sys.stderr)
+    if failures:  # what was written is reported above; the failed files were not written
+        for failure in failures:
+            print(f"edgemark convert: {failure}", file=sys.stderr)
         return 2
     return 0
 

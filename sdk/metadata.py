@@ -215,6 +215,28 @@ class DecoderSpec:
 
 
 @dataclass(frozen=True)
+class FaceConfidenceSpec:
+    """What this model's face confidence is worth as a face / no-face gate (``calibration.confidence``).
+
+    ``threshold``: detected faces below it are dropped (None: ``PredictorOptions``' 0.5);
+    ``informative`` False: the confidence carries no evidence (e.g. coordinate regression), so
+    detected faces are not gated on it and the detector's own score decides. ``measured`` says
+    on what and how well it separated faces from face-free boxes.
+    """
+
+    informative: bool = True
+    threshold: float | None = None
+    measured: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(isinstance(self.informative, bool), f"face_confidence.informative must be true or false, "
+                                                     f"got {self.informative!r}")
+        if self.threshold is not None:
+            _numbers("face_confidence.threshold", self.threshold)
+            _require(0.0 <= self.threshold <= 1.0, f"face_confidence.threshold must be in [0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
 class Provenance:
     architecture: str = "unknown"
     source: str = ""
@@ -236,6 +258,7 @@ class ModelMetadata:
     outputs: tuple[OutputSpec, ...]
     provenance: Provenance = field(default_factory=Provenance)
     schema_version: int = SCHEMA_VERSION
+    face_confidence: FaceConfidenceSpec = field(default_factory=FaceConfidenceSpec)
 
     def validate(self) -> "ModelMetadata":
         _require(self.schema_version == SCHEMA_VERSION,
@@ -245,6 +268,7 @@ class ModelMetadata:
         self.input.validate()
         self.crop.validate()
         self.decoder.validate()
+        self.face_confidence.validate()
         _require(len(self.outputs) > 0, "metadata lists no outputs")
         for out in self.outputs:
             out.validate()
@@ -283,6 +307,7 @@ class ModelMetadata:
                 decoder=_build(DecoderSpec, data["decoder"]),
                 outputs=tuple(_build(OutputSpec, o, tuples=("shape",)) for o in data["outputs"]),
                 provenance=_build(Provenance, data.get("provenance", {})),
+                face_confidence=_build(FaceConfidenceSpec, data.get("face_confidence", {})),
             )
         except KeyError as exc:
             raise MetadataError(f"metadata is missing the field {exc.args[0]!r}") from None

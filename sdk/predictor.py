@@ -17,7 +17,7 @@ import numpy as np
 from .backends import Backend, open_backend
 from .boxes import unmirror_points
 from .confidence import face_confidence
-from .decoders import decode, point_confidence
+from .decoders import DECODERS, decode, point_confidence
 from .errors import EdgemarkError, InputError, ModelLoadError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
@@ -34,8 +34,9 @@ class PredictorOptions:
     many times detected faces are re-cropped from their own landmarks (``refine``: the box
     around the first pass's landmarks is the box the models were trained on, so one extra pass
     removes most of the detector's misplacement; 0 = off) and the face confidence below which a
-    *detected* face is dropped as a false detection (``min_face_confidence``; given boxes are
-    never dropped)."""
+    *detected* face is dropped as a false detection (``min_face_confidence``; None = the threshold
+    calibrated into the model's metadata, else 0.5; a model whose confidence is not informative
+    leaves the decision to the detector's score; given boxes are never dropped)."""
 
     backend: str | None = None
     threads: int | None = None
@@ -43,7 +44,10 @@ class PredictorOptions:
     flip_test: bool = False
     detector: "FaceDetector | None" = None
     refine: int = 1
-    min_face_confidence: float = 0.5
+    min_face_confidence: float | None = None
+
+
+DEFAULT_FACE_CONFIDENCE = 0.5
 
 
 @dataclass
@@ -226,6 +230,16 @@ class Predictor:
         boxes, scores = boxes[keep], scores[keep]
         return box_adapter_of(det).apply(boxes), boxes, scores
 
+    @property
+    def face_gate(self) -> float | None:
+        """Face confidence a detected face needs to be kept (None: not gated, the detector decides)."""
+        if self.options.min_face_confidence is not None:
+            return float(self.options.min_face_confidence)
+        spec = self.metadata.face_confidence
+        if not spec.informative or not DECODERS[self.metadata.decoder.name].informative:
+            return None
+        return DEFAULT_FACE_CONFIDENCE if spec.threshold is None else float(spec.threshold)
+
     def empty_prediction(self, extra: dict[str, Any] | None = None) -> Prediction:
         """A result with no faces: shapes (0, L, 2), (0, L), (0, 4)."""
         n_pts = self.metadata.scheme.num_points
@@ -270,7 +284,7 @@ class Predictor:
                 if not ok.any():
                     break
                 result = self._predict_boxes(image, np.where(ok[:, None], new, result.boxes), color, flip, extra)
-            keep = result.face_confidence >= self.options.min_face_confidence
+            keep = result.face_confidence >= self.face_gate if self.face_gate is not None else np.ones(len(result), bool)
             if not keep.all():
                 extra = {"detector_boxes": det_boxes[keep], "detector_scores": det_scores[keep],
                          "rejected_detections": det_boxes[~keep], "rejected_confidence": result.face_confidence[~keep]}
