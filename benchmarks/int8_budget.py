@@ -37,7 +37,7 @@ def fp32_sibling(int8_path: Path) -> Path:
     return int8_path.with_name(f"{base}_fp32{int8_path.suffix}")
 
 
-def budget_row(int8_path: Path, cache: Path) -> dict[str, Any]:
+def budget_row(int8_path: Path, cache: Path, label_sets: Sequence[str] = LABEL_SETS) -> dict[str, Any]:
     fp32_path = fp32_sibling(int8_path)
     val = dict(open_backend(int8_path).metadata.provenance.extra.get("validation", {}))
     recipe = dict(open_backend(int8_path).metadata.provenance.extra.get("int8_recipe", {}))
@@ -45,7 +45,7 @@ def budget_row(int8_path: Path, cache: Path) -> dict[str, Any]:
                            "recipe": recipe.get("name", ""), "scope": recipe.get("scope", ""),
                            "val_d": val.get("nme_vs_fp32"), "val_N": val.get("fp32_nme"),
                            "predicted_pct": val.get("predicted_increase_pct"), "budget_pct": val.get("budget")}
-    for labels in LABEL_SETS:
+    for labels in label_sets:
         data = load_aflw2000_3d(labels=labels)
         ref, scheme = cached_predictions(str(fp32_path), data, cache)
         cand, _ = cached_predictions(str(int8_path), data, cache)
@@ -65,7 +65,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
              "FP32 → INT8 NME (reannotated) | measured % | measured % (original) |",
              "|---|---|---|---|---:|---:|---:|---|---:|---:|"]
     for r in rows:
-        a, b = r["reannotated"], r["original"]
+        a, b = r["reannotated"], r.get("original", {"measured_pct": float("nan")})
         lines.append(f"| {r['file']} | {r['runtime']} | {r['recipe']} | {r['val_d']:.3f} / {r['val_N']:.3f} | "
                      f"{r['predicted_pct']:+.3f} | {a['test_d']:.3f} | {a['rule_on_test_pct']:+.3f} | "
                      f"{a['fp32_nme']:.3f} → {a['int8_nme']:.3f} | {a['measured_pct']:+.3f} | {b['measured_pct']:+.3f} |")
@@ -77,9 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("files", nargs="+", help="INT8 model files, each beside its _fp32 file")
     p.add_argument("--out", required=True, help="folder for int8_budget.json / .md")
     p.add_argument("--cache", help="prediction cache folder (default: OUT/cache)")
+    p.add_argument("--labels", nargs="+", default=list(LABEL_SETS), choices=LABEL_SETS)
     args = p.parse_args(argv)
     out = Path(args.out)
-    rows = [budget_row(Path(f), Path(args.cache) if args.cache else out / "cache") for f in sorted(args.files)]
+    rows = []
+    for f in sorted(args.files):
+        rows.append(budget_row(Path(f), Path(args.cache) if args.cache else out / "cache", args.labels))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k not in ("scope",)}), flush=True)
     write_text(out / "int8_budget.json", json.dumps(rows, indent=1) + "\n")
     text = markdown(rows)
     write_text(out / "int8_budget.md", text)

@@ -124,7 +124,7 @@ def run_convert(args: argparse.Namespace) -> int:
         precisions.append("int8")
     jobs = [(f, p) for f in args.to for p in precisions if p in FORMATS[f].precisions]
     rows = []
-    bar = tqdm(total=len(jobs), desc="convert", unit="file", disable=args.json)
+    bar = tqdm(total=len(jobs), desc="convert", unit="file", disable=args.json or not sys.stderr.isatty())
     failures = []
     with source:  # removes the intermediate files whatever happens
         for fmt, precision in jobs:

@@ -72,7 +72,7 @@ def version() -> str:
 def _top_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {c.name:<9} {c.help}" + (f"  [needs edgemark-tools[{c.extra}]]" if c.missing() else "")
                         for c in COMMANDS.values())
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="edgemark", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Facial landmarks on the edge: convert, run, evaluate and benchmark landmark models.",
         epilog=f"commands:\n{listing}\n\n`edgemark COMMAND --help` for a command's options.")
@@ -80,6 +80,14 @@ def _top_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     parser.add_argument("command", nargs="?", choices=sorted(COMMANDS), metavar="COMMAND")
     return parser
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a refused argument is one line (``edgemark CMD: message``), exit 2, no usage dump."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _fail(command: str, message: str, code: int = 2) -> int:
@@ -106,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         command = importlib.import_module(entry.module).COMMANDS[entry.name]
-        parser = argparse.ArgumentParser(prog=f"edgemark {entry.name}", description=entry.help)
+        parser = _OneLineParser(prog=f"edgemark {entry.name}", description=entry.help)
         command.add_arguments(parser)
         args = parser.parse_args(argv[1:])
         return int(command.run(args) or 0)

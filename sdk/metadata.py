@@ -361,5 +361,9 @@ def _build(cls: type, data: Any, tuples: tuple[str, ...] = ()) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known
     _require(not unknown, f"unknown fields in {cls.__name__}: {sorted(unknown)}")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    absent = [k for k in required if k not in data]
+    _require(not absent, f"metadata section {cls.__name__} is missing the field(s) {absent}")
     kwargs = {k: (_freeze(v) if k in tuples else v) for k, v in data.items()}
     return cls(**kwargs)

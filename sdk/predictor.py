@@ -85,6 +85,20 @@ DEFAULT_MODEL = DEFAULT_MODEL_FILES["onnx"]
 DEFAULT_FORMAT_PREFERENCE = ("onnx", "openvino", "tflite")
 
 
+def _check_options(opts: PredictorOptions) -> None:
+    """Refuse options that would silently misbehave later (a batch of 0 never runs the network)."""
+    if not isinstance(opts.max_batch, int) or isinstance(opts.max_batch, bool) or opts.max_batch < 1:
+        raise InputError(f"max_batch must be a positive integer, got {opts.max_batch!r}")
+    if not isinstance(opts.refine, int) or isinstance(opts.refine, bool) or opts.refine < 0:
+        raise InputError(f"refine must be an integer >= 0 (re-crop passes), got {opts.refine!r}")
+    gate = opts.min_face_confidence
+    if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1):
+        raise InputError(f"min_face_confidence must be in [0, 1] or None (the model's own gate), got {gate!r}")
+    if opts.threads is not None and (not isinstance(opts.threads, int) or isinstance(opts.threads, bool)
+                                     or opts.threads < 1):
+        raise InputError(f"threads must be a positive integer or None, got {opts.threads!r}")
+
+
 def default_model_path(fmt: str | None = None) -> Path:
     """The bundled model in format ``fmt``, or (None) in the first format whose runtime is installed."""
     from .formats import FORMATS, installed_formats
@@ -133,6 +147,7 @@ class Predictor:
 
             opts = dataclasses.replace(opts, **({"detector": detector} if detector is not None else {}),
                                        **({"flip_test": bool(flip_test)} if flip_test is not None else {}))
+        _check_options(opts)
         if model is None:
             model = default_model_path(_format_of_backend(opts.backend))
             if not model.is_file():

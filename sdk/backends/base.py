@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MetadataError, ModelLoadError
+from ..errors import InputError, MetadataError, ModelLoadError
 from ..formats import RUNTIMES
 from ..metadata import ModelMetadata
 
@@ -40,8 +40,8 @@ class Backend(ABC):
             raise ModelLoadError(f"{self.path} is a folder, not a model file")
         if not self.path.is_file():
             raise ModelLoadError(f"model file not found: {self.path}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         self.threads = threads
         self._override = metadata
         self._load()
