@@ -223,11 +223,19 @@ def pipnet_parity(workdir: Path, faces: int = 50, threads: int | None = None) ->
         module = source.torch_module
     data = load_aflw2000_3d(limit=faces)
     ref = pipnet_official_predict(module, data, 256, load_meanface(meanface_file), 10)
-    ours = predict_dataset(Predictor(result.path, threads=threads), data, progress=False)
+    predictor = Predictor(result.path, threads=threads)
+    ours = predict_dataset(predictor, data, progress=False)
     diff = per_face_difference(ours, ref)
+    # the same file read with schema 1's square rule, for comparison
+    from converters.architectures.pipnet import PIPNET_TRAINING_CROP
+    from sdk.backends import open_backend
+
+    square = Predictor(open_backend(result.path, metadata=predictor.metadata.replace(crop=PIPNET_TRAINING_CROP)))
+    old = per_face_difference(predict_dataset(square, data, progress=False), ref)
     return {"model": "PIPNet-R18 official layout (random weights, real BN statistics)", "faces": len(data),
             "mean_diff_px": float(diff.mean()), "max_face_diff_px": float(diff.max()),
-            "max_point_diff_px": float(np.linalg.norm(ours - ref, axis=-1).max())}
+            "max_point_diff_px": float(np.linalg.norm(ours - ref, axis=-1).max()),
+            "square_rule_mean_diff_px": float(old.mean())}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -170,6 +170,7 @@ def rewrite_tflite(raw: bytes, target: str | Path, edit: Callable[[Any], Any], m
     model_obj = fb.convert_bytearray_to_object(bytearray(raw))
     inline_external_buffers(model_obj, raw)  # re-packing would otherwise drop them
     edit(model_obj)
+    ensure_signature(model_obj)
     embed_tflite_metadata(model_obj, meta)
     data = bytes(fb.convert_object_to_bytearray(model_obj))
     if check is not None:
@@ -177,6 +178,32 @@ def rewrite_tflite(raw: bytes, target: str | Path, edit: Callable[[Any], Any], m
     with atomic_paths(target) as (tmp,):
         tmp.write_bytes(data)
     return data
+
+
+def ensure_signature(model_obj: Any) -> None:
+    """Give a model without a SignatureDef the ``serving_default`` one of its main graph.
+
+    onnx2tf writes some graphs (PFLD-GhostNet, -Slim) without one, and the INT8 quantizer
+    (and any LiteRT signature runner) calibrates through it; the inputs and outputs are the
+    graph's own, named as its tensors are."""
+    if model_obj.signatureDefs:
+        return
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = model_obj.subgraphs[0]
+
+    def tensor_map(index: int) -> Any:
+        entry = schema.TensorMapT()
+        entry.name = _decoded_name(graph.tensors[index]).encode()
+        entry.tensorIndex = int(index)
+        return entry
+
+    sig = schema.SignatureDefT()
+    sig.signatureKey = b"serving_default"
+    sig.subgraphIndex = 0
+    sig.inputs = [tensor_map(i) for i in graph.inputs]
+    sig.outputs = [tensor_map(i) for i in graph.outputs]
+    model_obj.signatureDefs = [sig]
 
 
 def restamp_tflite(path: str | Path, meta: ModelMetadata) -> None:

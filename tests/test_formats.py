@@ -396,3 +396,23 @@ print(sorted(m for m in ("torch", "tensorflow", "jax", "keras") if m in sys.modu
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_tflite_without_signature_gets_one_when_written(tmp_path):
+    """onnx2tf wrote PFLD-GhostNet without a SignatureDef, which the INT8 quantizer needs."""
+    pytest.importorskip("tensorflow")
+    Interpreter = pytest.importorskip("ai_edge_litert.interpreter").Interpreter
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from converters.to_tflite import restamp_tflite
+    from sdk.predictor import default_model_path
+
+    src = default_model_path("tflite")
+    model_obj = flatbuffer_utils.convert_bytearray_to_object(bytearray(src.read_bytes()))
+    model_obj.signatureDefs = []
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model_obj)))
+    assert Interpreter(str(bare)).get_signature_list() == {}
+    restamp_tflite(bare, open_backend(src).metadata)
+    sigs = Interpreter(str(bare)).get_signature_list()
+    assert list(sigs) == ["serving_default"] and len(sigs["serving_default"]["inputs"]) == 1
