@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from calibration.confidence import in_double_frame
 from landmarkdata.datasets import load_aflw2000_3d, load_aflw_faces
 from landmarkdata.metrics import YAW_BINS, box_normaliser, nme, yaw_bins
 from sdk.boxes import BoxAdapter, box_from_landmarks, iou
@@ -66,10 +67,8 @@ def fit_adapter(detector, predictor: Predictor, count: int, seed: int = 0, progr
             break
         tried += 1
         crop = data.load_image(int(i))
-        h, w = crop.shape[:2]
-        canvas = np.zeros((2 * h, 2 * w, 3), np.uint8)
-        canvas[h // 2:h // 2 + h, w // 2:w // 2 + w] = crop
-        box = data.boxes[int(i)] + np.array([w // 2, h // 2, w // 2, h // 2], np.float32)
+        canvas, ox, oy = in_double_frame(crop)
+        box = data.boxes[int(i)] + np.array([ox, oy, ox, oy], np.float32)
         if not np.isfinite(box).all():
             continue
         lm = predictor.predict(canvas, box[None]).landmarks[0]

@@ -36,7 +36,9 @@ class ConfidenceSamples:
     photos: int
 
 
-def _frame(crop: np.ndarray) -> tuple[np.ndarray, int, int]:
+def in_double_frame(crop: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A face crop centred in a black frame twice its size (a detector needs context around a face),
+    and the crop's offset (x, y) in it."""
     h, w = crop.shape[:2]
     frame = np.zeros((2 * h, 2 * w, 3), np.uint8)
     frame[h // 2: h // 2 + h, w // 2: w // 2 + w] = crop
@@ -66,14 +68,14 @@ def collect_samples(model: Any, faces: Any, *, count: int = 400, seed: int = 1, 
     pos, neg = [], []
     for i in tqdm(picks, desc="confidence", unit="face", disable=not progress, leave=False):
         crop = faces.load_image(int(i))
-        frame, ox, oy = _frame(crop)
+        frame, _, _ = in_double_frame(crop)
         found = predictor.predict(frame)
         if len(found) == 0:
             continue
         best = int(np.argmax(found.face_confidence))
         pos.append(float(found.face_confidence[best]))
         box = found.boxes[best]
-        fake, _, _ = _frame(_shuffled(crop, rng))
+        fake, _, _ = in_double_frame(_shuffled(crop, rng))
         neg.append(float(predictor.predict(fake, box[None]).face_confidence[0]))
         w = box[2] - box[0]
         side = 1 if rng.random() < 0.5 else -1

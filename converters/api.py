@@ -84,7 +84,10 @@ def upgrade_metadata(path: str | Path) -> ModelMetadata:
     this makes the file itself current, so tools that read the raw JSON see schema 2 too.
     """
     path = Path(path)
-    meta = open_backend(path).metadata
+    return _restamp(path, open_backend(path).metadata)
+
+
+def _restamp(path: Path, meta: ModelMetadata) -> ModelMetadata:
     writer_for(format_of(path).name).restamp(path, meta)
     return meta
 
@@ -98,6 +101,4 @@ def calibrate_face_confidence(path: str | Path, *, count: int = 400, seed: int =
 
     path = Path(path)
     samples = collect_samples(path, load_aflw_faces(), count=count, seed=seed, progress=progress)
-    meta = open_backend(path).metadata.replace(face_confidence=choose_threshold(samples))
-    writer_for(format_of(path).name).restamp(path, meta)
-    return meta
+    return _restamp(path, open_backend(path).metadata.replace(face_confidence=choose_threshold(samples)))

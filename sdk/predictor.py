@@ -94,9 +94,6 @@ def _check_options(opts: PredictorOptions) -> None:
     gate = opts.min_face_confidence
     if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0 <= gate <= 1):
         raise InputError(f"min_face_confidence must be in [0, 1] or None (the model's own gate), got {gate!r}")
-    if opts.threads is not None and (not isinstance(opts.threads, int) or isinstance(opts.threads, bool)
-                                     or opts.threads < 1):
-        raise InputError(f"threads must be a positive integer or None, got {opts.threads!r}")
 
 
 def default_model_path(fmt: str | None = None) -> Path:
@@ -299,7 +296,8 @@ class Predictor:
                 if not ok.any():
                     break
                 result = self._predict_boxes(image, np.where(ok[:, None], new, result.boxes), color, flip, extra)
-            keep = result.face_confidence >= self.face_gate if self.face_gate is not None else np.ones(len(result), bool)
+            gate = self.face_gate
+            keep = np.ones(len(result), bool) if gate is None else result.face_confidence >= gate
             if not keep.all():
                 extra = {"detector_boxes": det_boxes[keep], "detector_scores": det_scores[keep],
                          "rejected_detections": det_boxes[~keep], "rejected_confidence": result.face_confidence[~keep]}

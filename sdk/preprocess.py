@@ -172,9 +172,7 @@ MAX_CONTENT_RATIO = 16
 
 
 def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: int, height: int) -> np.ndarray:
-    """(F, H, W, 3) uint8 network crops of the regions as the rule samples them."""
-    if rule.clip:
-        regions = clip_regions(regions, image.shape)
+    """(F, H, W, 3) uint8 network crops of the regions (already clipped when ``rule.clip``) as the rule samples them."""
     if rule.rounding == "none" and rule.resize == "bilinear":
         return warp_faces(image, warp_matrices(regions, width, height), width, height)
     if rule.rounding == "none":  # antialias over a float region: PIL's resize with a float box is not offered
@@ -246,10 +244,8 @@ def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: C
     validate_image(image)
     boxes = validate_boxes(boxes, image.shape)
     regions = crop_regions(boxes, rule)
-    if rule.is_plain and rule.map_offset_px == 0:  # the common case: one matrix both ways
-        matrices = warp_matrices(regions, spec.width, spec.height)
-        crops = warp_faces(image, matrices, spec.width, spec.height)
-    else:
-        matrices = map_matrices(regions, rule, image.shape, spec.width, spec.height)
-        crops = sample_faces(image, regions, rule, spec.width, spec.height)
+    if rule.clip:
+        regions = clip_regions(regions, image.shape)
+    matrices = warp_matrices(regions, spec.width, spec.height, rule.map_offset_px)
+    crops = sample_faces(image, regions, rule, spec.width, spec.height)
     return normalise(crops, spec, image_color), matrices

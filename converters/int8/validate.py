@@ -39,7 +39,7 @@ def landmarks_on(backend: Backend, cs: CalibrationSet, batch: int = 16) -> np.nd
     return to_image_coords(np.concatenate(pts), cs.val_matrices, meta.crop.coordinate_origin)
 
 
-def predicted_increase(displacement_nme: float, fp32_nme: float) -> float:
+def aggregate_increase(displacement_nme: float, fp32_nme: float) -> float:
     """Aggregate rule: relative NME increase in % from the INT8-vs-FP32 NME ``d`` and FP32 NME ``N``."""
     return 100.0 * (float(np.sqrt(1.0 + (displacement_nme / fp32_nme) ** 2)) - 1.0)
 
@@ -75,13 +75,13 @@ class Validation:
     labelled_increase: float | None = None  # the decorrelated estimate on held-out labels, %
 
     @property
-    def predicted_increase(self) -> float:  # noqa: D401
+    def predicted_increase(self) -> float:
         """Predicted relative GT-NME increase in % (inf when nothing to predict it from)."""
         if self.labelled_increase is not None:
             return self.labelled_increase
         if self.fp32_nme is None or not self.fp32_nme > 0:
             return float("inf")
-        return predicted_increase(self.nme_vs_fp32, self.fp32_nme)
+        return aggregate_increase(self.nme_vs_fp32, self.fp32_nme)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"faces": self.faces, "nme_vs_fp32": round(self.nme_vs_fp32, 4),
