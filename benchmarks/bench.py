@@ -27,6 +27,7 @@ import numpy as np
 from landmarkdata.datasets import DEFAULT_DATASET, LABEL_SETS
 
 from .latency import current_rss_mb, measure, peak_rss_mb
+from .paths import display_path
 from .report import SCHEMA_VERSION, load_results, save_results, write_report
 
 DEFAULT_THREADS = (1, 2)
@@ -61,6 +62,7 @@ class BenchConfig:
     ref_batch: int | None = None
     pipeline: bool = False  # also time predict(image) without boxes on a 640x480 frame, stage by stage
     progress: bool = True
+    landmark_peers: tuple[str, ...] = ()  # MediaPipe Face Mesh / dlib rows (the CLI's default: every one installed)
 
     def reference(self) -> tuple[int, int]:
         """The (threads, batch) setting the plot and the peer ratios use: 2 threads and batch 1 where measured."""
@@ -149,15 +151,6 @@ def _describe_model(path: Path) -> dict[str, Any]:
     return record
 
 
-def display_path(path: str | Path) -> str:
-    """A path as results.json stores it: relative to the working directory when it lies inside it or
-    beside it (the repository and ../shared), else absolute; committed results then carry no
-    machine-specific prefix."""
-    path = Path(path).resolve()
-    rel = os.path.relpath(path, Path.cwd())
-    return str(path) if rel.startswith(os.path.join("..", "..")) else rel
-
-
 def _files_digest(files: list[Path]) -> str:
     """sha256 of a model's file, or of its files' digests together (OpenVINO .xml + .bin)."""
     from .peers import sha256_file
@@ -212,8 +205,10 @@ def _peer_records(models: list[dict[str, Any]], cfg: BenchConfig) -> list[dict[s
         sizes = sorted({(m["input_size"][0], m["num_points"]) for m in group}) or [(None, None)]
         for size, points in sizes:
             members = [m for m in group if m["input_size"][0] == size]
-            fp32 = next((m for m in members if m["format"] == "onnx" and m["precision"] == "fp32"), None)
-            like = fp32 or (members[0] if members else None)
+            fp32 = next((m for m in members if m["format"] == "onnx" and m["precision"] == "fp32"
+                         and not (m.get("decoder_params") or {}).get("in_graph")), None)  # argmax needs the maps
+            like = fp32 or next((m for m in members if m["format"] == "onnx" and m["precision"] == "fp32"),
+                                members[0] if members else None)
             base = {
                 "peer": None, "kind": "peer", "source": ckpt.name, "source_sha256": digest, "origin_sha256": digest,
                 "architecture": arch,
@@ -249,8 +244,9 @@ def _version(key: str) -> str | None:
     return package_version(key)
 
 
-def _missing_cells(record: dict[str, Any] | None, cfg: BenchConfig) -> list[tuple[int, int]]:
-    grid = [(t, b) for t in cfg.threads for b in cfg.batches]
+def _missing_cells(record: dict[str, Any] | None, cfg: BenchConfig, detecting: bool = False) -> list[tuple[int, int]]:
+    """Latency cells still to measure; a row that finds its own faces runs one frame, batch 1."""
+    grid = [(t, b) for t in cfg.threads for b in ((1,) if detecting else cfg.batches)]
     if record is None or cfg.force:
         return grid
     have = {(c["threads"], c["batch"]) for c in record.get("latency", [])
@@ -278,6 +274,11 @@ def _load_dataset(settings: dict[str, Any]):
 def _open_predictor(job: dict[str, Any], threads: int, max_batch: int):
     from sdk.predictor import Predictor, PredictorOptions
 
+    from .peer_rows import open_row
+
+    row = open_row(job, threads, max_batch)
+    if row is not None:
+        return row
     if job["peer"] == "torch_eager":
         from .peers import torch_predictor
 
@@ -293,17 +294,17 @@ def _open_predictor(job: dict[str, Any], threads: int, max_batch: int):
     return Predictor(job["file"], options=PredictorOptions(threads=threads, max_batch=max_batch))
 
 
-def _latency_cell(predictor, image: np.ndarray, box: np.ndarray, threads: int, batch: int, runs: int,
+def _latency_cell(predictor, image: np.ndarray, box: np.ndarray | None, threads: int, batch: int, runs: int,
                   warmup: int) -> dict[str, Any]:
-    from sdk.preprocess import prepare_batch
+    """Raw call and whole predict on ``batch`` copies of ``box`` (``box=None``: predict(image) finds the faces)."""
+    from .peer_rows import raw_and_predict
 
-    meta = predictor.metadata
-    boxes = np.repeat(box[None].astype(np.float32), batch, axis=0)
+    boxes = None if box is None else np.repeat(box[None].astype(np.float32), batch, axis=0)
     cell: dict[str, Any] = {"threads": threads, "batch": batch, "runs": runs, "warmup": warmup}
+    if box is None:
+        cell["frame"] = f"{image.shape[1]}x{image.shape[0]}"
     try:
-        tensor, _ = prepare_batch(image, boxes, meta.input, meta.crop)
-        raw = measure(lambda: predictor.backend.run(tensor), runs, warmup)
-        full = measure(lambda: predictor.predict(image, boxes), runs, warmup)
+        raw, full = raw_and_predict(predictor, image, boxes, measure, runs, warmup)
     except Exception as exc:  # a runtime that cannot run this batch size (static shapes) is a result too
         cell["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         return cell
@@ -315,23 +316,50 @@ def _latency_cell(predictor, image: np.ndarray, box: np.ndarray, threads: int, b
     return cell
 
 
-def _accuracy(predictor, dataset, settings: dict[str, Any], progress: bool, desc: str) -> dict[str, Any]:
+def _unfound_as_nan(per_face, found: np.ndarray | None) -> np.ndarray:
+    """Per-face NME with the photos a detecting row found no face in left out (NaN), not infinite."""
+    e = np.asarray(per_face, dtype=np.float64)
+    return e if found is None else np.where(found, e, np.nan)
+
+
+def _accuracy(predictor, dataset, settings: dict[str, Any], progress: bool, desc: str,
+              detecting: bool = False) -> dict[str, Any]:
+    """NME through the row's predictor; ``detecting``: on the faces it finds itself (``peer_rows``)."""
     from landmarkdata.evaluate import predict_dataset, score_predictions
     from landmarkdata.metrics import YAW_BINS, subset_report, summary, yaw_bins
 
+    from .peer_rows import detected_accuracy, scheme_of
+
     start = time.perf_counter()
-    preds = predict_dataset(predictor, dataset, progress=progress, desc=desc)
+    found = None
+    if detecting:
+        preds, found = detected_accuracy(predictor, dataset, progress, desc)
+    else:
+        preds = predict_dataset(predictor, dataset, progress=progress, desc=desc)
     seconds = time.perf_counter() - start
-    report = score_predictions(preds, dataset, predictor.metadata.scheme.name)
-    per_face = np.asarray(report.pop("per_face_nme"), dtype=np.float64)
+    report = score_predictions(preds, dataset, scheme_of(predictor))
+    per_face = _unfound_as_nan(report.pop("per_face_nme"), found)
     out: dict[str, Any] = {k: settings.get(k) for k in ("dataset", "labels", "limit", "data_root", "image_root")}
     out.update(summary(per_face))  # count = faces scored (NaN-normaliser faces left out)
+    if found is not None:
+        out["found_pct"] = round(float(found.mean() * 100), 2)
+        out["boxes"] = "detected by the row itself (nearest face; found = NME <= 10 %)"
+    other = [k for k in LABEL_SETS if k != settings.get("labels")] if settings.get("labels") else []
+    if other:  # the same predictions against the dataset's other label set
+        alt = _load_dataset({**settings, "labels": other[0]})
+        alt_face = _unfound_as_nan(score_predictions(preds, alt, scheme_of(predictor))["per_face_nme"], found)
+        alt_summary = dict(summary(alt_face), labels=other[0])
+        if alt.protocol.yaw_bins:
+            alt_bins = yaw_bins(alt.yaws)
+            alt_summary["subsets"] = {f"yaw {label}": summary(alt_face[alt_bins == k])
+                                      for k, label in enumerate(YAW_BINS)}
+        out["other_labels"] = alt_summary
     out["normaliser"] = "gt_box_sqrt_wh" if dataset.protocol.normaliser == "box" else "interocular"
     subsets: dict[str, Any] = {}
     if dataset.protocol.yaw_bins:
         bins = yaw_bins(dataset.yaws)
         subsets = {f"yaw {label}": summary(per_face[bins == k]) for k, label in enumerate(YAW_BINS)}
-        out["subset_mean_nme"] = report.get("nme_bin_mean")
+        out["subset_mean_nme"] = float(np.mean([subsets[f"yaw {label}"]["nme"] for label in YAW_BINS]))
     elif any(dataset.subsets):
         subsets = {k: v for k, v in subset_report(per_face, dataset.subsets).items() if k != "full"}
     out["subsets"] = subsets
@@ -353,7 +381,10 @@ def run_job(job: dict[str, Any], progress: bool = True,
     dataset = _load_dataset(settings)
     if len(dataset) == 0:
         raise BenchError(f"dataset {settings['dataset']} has no faces (limit={settings.get('limit')})")
-    image, box = dataset.load_image(0), dataset.boxes[0]
+    from .peer_rows import DETECTING_RULES, camera_frame, video_modes
+
+    detecting = job.get("box_rule") in DETECTING_RULES
+    image, box = (camera_frame(), None) if detecting else (dataset.load_image(0), dataset.boxes[0])
     baseline_peak, baseline_rss = peak_rss_mb(), current_rss_mb()
     cells = [tuple(c) for c in job["cells"]]
     max_batch = max([32, *[b for _, b in cells]])
@@ -373,6 +404,8 @@ def run_job(job: dict[str, Any], progress: bool = True,
                 cell["gmacs_per_s"] = round(job["macs"] * batch / cell["raw"]["median_ms"] / 1e6, 3)
             result["latency"].append(cell)
             bar.update()
+        if job.get("measure_video"):
+            result.setdefault("video", {})[str(threads)] = video_modes(predictor, job, dataset)
         del predictor
     bar.close()
     if cells:
@@ -386,7 +419,7 @@ def run_job(job: dict[str, Any], progress: bool = True,
         checkpoint(result)
     if job["accuracy"]:
         predictor = _open_predictor(job, settings["accuracy_threads"], 32)
-        result["accuracy"] = _accuracy(predictor, dataset, settings, progress, f"accuracy {job['name']}")
+        result["accuracy"] = _accuracy(predictor, dataset, settings, progress, f"accuracy {job['name']}", detecting)
     return result
 
 
@@ -448,6 +481,8 @@ def _merge(record: dict[str, Any], measured: dict[str, Any]) -> None:
         record["load_ms"] = {**record.get("load_ms", {}), **measured["load_ms"]}
     if "accuracy" in measured:
         record["accuracy"] = measured["accuracy"]
+    if measured.get("video"):
+        record["video"] = {**record.get("video", {}), **measured["video"]}
     record.pop("error", None)
 
 
@@ -496,13 +531,25 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             skipped.append({"file": str(path), "error": f"{type(exc).__name__}: {exc}"})
             tqdm.write(f"edgemark bench: skipping {path}: {skipped[-1]['error']}", file=sys.stderr)
     _set_origins(described)
-    plan = described + _peer_records(described, cfg)
+    from sdk.predictor import MODELS_DIR
+
+    from .landmark_peers import PEER_MODELS
+    from .peer_rows import DETECTING_RULES, detector_records, landmark_peer_records
+
+    unknown = sorted(set(cfg.landmark_peers or ()) - set(PEER_MODELS))
+    if unknown:
+        raise BenchError(f"unknown landmark peer(s) {unknown}; known: {', '.join(PEER_MODELS)}")
+    peer_items, peer_skipped = landmark_peer_records(list(cfg.landmark_peers))
+    for entry in peer_skipped:
+        tqdm.write(f"edgemark bench: skipping peer {entry['file']}: {entry['error']}", file=sys.stderr)
+    skipped += peer_skipped
+    plan = described + _peer_records(described, cfg) + detector_records(described, MODELS_DIR) + peer_items
     data.update(schema_version=SCHEMA_VERSION, updated=_now(), machine=machine_info(), runtimes=runtime_versions(),
                 settings=settings, skipped=skipped)
 
-    planned = {(item["file"], item["peer"]): item["id"] for item in plan}
+    planned = {(item["file"], item["peer"], item.get("box_rule")): item["id"] for item in plan}
     for rid, rec in list(records.items()):  # same file and role under another id: it changed, drop the old
-        if planned.get((rec.get("file"), rec.get("peer")), rid) != rid:
+        if planned.get((rec.get("file"), rec.get("peer"), rec.get("box_rule")), rid) != rid:
             del records[rid]
     bar = tqdm(total=len(plan), desc="bench", unit="model", disable=not cfg.progress, position=0)
     for item in plan:
@@ -511,7 +558,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         if old is not None and old.get("sha256") != item["sha256"]:
             old = None
         record = {k: v for k, v in {**(old or {}), **item}.items() if k not in JOB_ONLY_KEYS}
-        cells = _missing_cells(old, cfg)
+        cells = _missing_cells(old, cfg, detecting=item.get("box_rule") in DETECTING_RULES)
         accuracy = _needs_accuracy(old, cfg)
         if cells or accuracy:
             job = {**item, "cells": cells, "accuracy": accuracy, "settings": settings,
@@ -525,7 +572,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                     _merge(record, exc.partial)
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 tqdm.write(f"edgemark bench: {item['name']}: {record['error']}", file=sys.stderr)
-        if cfg.pipeline and not item.get("peer") and (cfg.force or not _has_pipeline(old, cfg)):
+        real_path = item.get("box_rule") == "detector" or not any(i.get("box_rule") == "detector" for i in plan)
+        if cfg.pipeline and not item.get("peer") and real_path and (cfg.force or not _has_pipeline(old, cfg)):
             record["pipeline"] = _pipeline(item["file"], cfg)
         records[item["id"]] = record
         data["models"] = sorted(records.values(), key=lambda m: m["id"])
@@ -586,11 +634,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref-batch", type=positive_int, help="batch of the reference setting (default 1)")
     p.add_argument("--pipeline", action="store_true",
                    help="also time predict(image) without boxes on a 640x480 frame, stage by stage (detector, crop, "
-                        "inference, decoding, mapping back, re-crop)")
+                        "inference, decoding, mapping back, re-crop); for the bundled default's files when they are "
+                        "among --models, else for every file")
+    p.add_argument("--landmark-peers", nargs="*", metavar="PEER",
+                   help="landmarkers people pick instead, measured in the same run (default: every one installed: "
+                        "mediapipe_facemesh dlib_68; none with no names)")
     p.add_argument("--in-process", action="store_true",
                    help="measure all models in this process (faster; peak memory is then cumulative)")
     p.add_argument("--force", action="store_true", help="re-measure what results.json already holds")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _landmark_peers_arg(names: list[str] | None) -> tuple[str, ...]:
+    """``--landmark-peers`` absent: every peer (the ones not installed are skipped and listed); given: those."""
+    from .landmark_peers import PEER_MODELS
+
+    return tuple(PEER_MODELS) if names is None else tuple(dict.fromkeys(names))
 
 
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
@@ -602,7 +661,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         peers_checkpoint=Path(args.peers) if args.peers else None, peers_arch=args.arch,
         auto_peers=not args.no_auto_peers, peer_flip_test=args.peer_flip_test, isolate=not args.in_process,
         force=args.force,
-        ref_threads=args.ref_threads, ref_batch=args.ref_batch, pipeline=args.pipeline, progress=not args.quiet)
+        ref_threads=args.ref_threads, ref_batch=args.ref_batch, pipeline=args.pipeline, progress=not args.quiet,
+        landmark_peers=_landmark_peers_arg(args.landmark_peers))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

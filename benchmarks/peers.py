@@ -18,7 +18,7 @@ from typing import Any
 
 from sdk.atomic import sha256_file  # also imported from here by benchmarks.bench
 from sdk.backends.onnxruntime import OnnxRuntimeBackend
-from sdk.decoders import HEATMAP_DECODERS
+from sdk.decoders import HEATMAP_DECODERS, IN_GRAPH
 from sdk.metadata import DecoderSpec, ModelMetadata
 from sdk.predictor import Predictor, PredictorOptions
 
@@ -48,8 +48,8 @@ def find_checkpoints(root: Path) -> dict[str, Path]:
 
 def argmax_metadata(meta: ModelMetadata) -> ModelMetadata:
     """The same model read by plain argmax (heat-map decoders only; others keep their decoder)."""
-    if meta.decoder.name not in HEATMAP_DECODERS:
-        return meta
+    if meta.decoder.name not in HEATMAP_DECODERS or meta.decoder.params.get(IN_GRAPH):
+        return meta  # nothing to swap: no maps, or the graph already decodes
     return meta.replace(decoder=DecoderSpec("argmax", {"stride": meta.decoder.params["stride"]})).validate()
 
 
@@ -98,6 +98,7 @@ def torch_predictor(checkpoint: str | Path, arch: str, *, input_size: int | None
     source = load_source(checkpoint, arch=arch, input_size=input_size, points=num_points)
     meta = source.meta
     if decoder is not None and decoder.get("name") == meta.decoder.name:
-        meta = meta.replace(decoder=DecoderSpec(decoder["name"], dict(decoder.get("params", {})))).validate()
+        params = {k: v for k, v in (decoder.get("params") or {}).items() if k != IN_GRAPH}  # torch returns the maps
+        meta = meta.replace(decoder=DecoderSpec(decoder["name"], params)).validate()
     backend = TorchBackend(source.torch_module, meta, threads=threads, source=checkpoint)
     return Predictor(backend, options=PredictorOptions(threads=threads, max_batch=max_batch, flip_test=flip_test))

@@ -314,6 +314,69 @@ def _peer_section(data: dict[str, Any]) -> list[str]:
             + _table(["peer", "runtime", "precision", "NME %", "predict ms"], peer_rows) + _table(header, body))
 
 
+DETECTING_RULES = ("detector", "pipeline")
+BOX_RULE_TEXT = {None: "protocol box", "gt": "protocol box, peer's rule", "gt_own": "protocol box → dlib's box",
+                 "detector": "edgemark's detector", "pipeline": "own detector"}
+
+
+def _versus_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the headline table: landmark peers and the bundled default (protocol box and detector)."""
+    peers = [m for m in data["models"] if m["kind"] == "landmark_peer"]
+    if not peers:
+        return []
+    defaults = [m for m in data["models"] if m["kind"] == "edgemark" and "/sdk/models/" in "/" + m["file"]]
+    order = {"edgemark": 0, "mediapipe_facemesh": 1, "dlib_68": 2}
+    rows = defaults + peers
+    return sorted(rows, key=lambda m: (order.get(m.get("peer") or "edgemark", 3),
+                                       m.get("box_rule") in DETECTING_RULES, m["name"]))
+
+
+def versus_section(data: dict[str, Any]) -> list[str]:
+    """"edgemark vs MediaPipe vs dlib": NME (both label sets, yaw bins), latency at 1 and 2 threads, batch 1."""
+    rows = _versus_rows(data)
+    if not rows:
+        return []
+    settings = data["settings"]
+    threads = [t for t in (1, 2) if t in settings["threads"]]
+    other = next((m["accuracy"]["other_labels"]["labels"] for m in rows
+                  if (m.get("accuracy") or {}).get("other_labels")), None)
+    header = ["model", "runtime", "boxes", f"NME % ({settings.get('labels') or 'labels'})", "yaw 0-30", "yaw 30-60",
+              "yaw 60-90"]
+    if other:
+        header.append(f"NME % ({other})")
+    header.append("found %")
+    for t in threads:
+        header += [f"raw ms t{t}", f"predict ms t{t}", f"predict/raw t{t}"]
+    header += ["track fps / NME % (t2)"]
+    body = []
+    for m in rows:
+        a = current_accuracy(m, settings) or {}
+        sub = a.get("subsets") or {}
+        r = [f"`{m['name']}`", m["runtime"], BOX_RULE_TEXT.get(m.get("box_rule"), m.get("box_rule")),
+             _fmt(a.get("nme"), 3), *[_fmt((sub.get(f"yaw {b}") or {}).get("nme"), 3) for b in ("0-30", "30-60", "60-90")]]
+        if other:
+            r.append(_fmt((a.get("other_labels") or {}).get("nme"), 3))
+        r.append(_fmt(a.get("found_pct"), 1) if "found_pct" in a else "all")
+        for t in threads:
+            c = cell_at(m, t, 1)
+            r += [_fmt(c["raw"]["median_ms"]) if c else "–", _fmt(c["predict"]["median_ms"]) if c else "–",
+                  _fmt(c["overhead_ratio"]) if c else "–"]
+        track = ((m.get("video") or {}).get(str(max(threads) if threads else 2)) or {}).get("track")
+        r.append(f"{track['fps']:.0f} / {_fmt(track['nme'], 2)}" if track else "–")
+        body.append(r)
+    return ["## edgemark vs MediaPipe vs dlib", "",
+            "One run, batch 1. *protocol box*: the ground-truth-landmark box the NME protocol gives every model, read "
+            "by each model's own rule (edgemark's crop rule; MediaPipe's ROI = long side × 1.5, no rotation without "
+            "keypoints; dlib's box as given, or mapped onto the HOG boxes dlib was trained on). *edgemark's "
+            "detector* / *own detector*: the row finds the faces itself in each photo (edgemark: BlazeFace + box "
+            "adapter + one re-crop; MediaPipe: BlazeFace short-range + its rotated ROI; dlib: its HOG detector), "
+            "NME over the photos where it found the face (NME ≤ 10 %), latency per 640×480 frame (detector + "
+            "landmarks). *raw*: the landmark network's (or regressor's) own call on a ready input. *track*: the "
+            "row's video mode on a 90-frame synthetic moving face (edgemark's `LandmarkTracker`, MediaPipe's "
+            "ROI-from-landmarks), decode included. MediaPipe's 468 points are read as 68 through an approximate "
+            "correspondence (jaw contour: `benchmarks/facemesh.py`).", ""] + _table(header, body)
+
+
 PIPELINE_STAGES = ("decode_jpeg", "detect", "crop", "inference", "decoding", "map_back", "recrop_pass")
 
 
@@ -354,6 +417,7 @@ def markdown_report(data: dict[str, Any]) -> str:
         f"*Latency (predict median per call, threads = {ref['threads']}, batch = {ref['batch']}) against NME; "
         "the dashed line is the Pareto front (nothing both faster and more accurate).*", "",
     ]
+    lines += versus_section(data)
     lines += _accuracy_section(data)
     lines += ["![CED](ced.png)", ""]
     lines += _latency_sections(data)
@@ -385,6 +449,8 @@ def markdown_report(data: dict[str, Any]) -> str:
 _RUNTIME_COLORS = {"onnxruntime": "#1f77b4", "openvino": "#9467bd", "litert": "#2ca02c", "tflite": "#2ca02c",
                    "torch": "#d62728"}
 _PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^", "mixed": "D"}
+_LANDMARK_PEER_STYLE = {"mediapipe_facemesh": ("*", "#ff7f0e", "MediaPipe Face Mesh"),
+                        "dlib_68": ("P", "#8c564b", "dlib 68 ERT")}
 
 
 def plot_points(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -393,8 +459,10 @@ def plot_points(data: dict[str, Any]) -> list[dict[str, Any]]:
     ref = settings["reference"]
     pts = []
     for m in data["models"]:
+        if m.get("box_rule") in DETECTING_RULES:  # its latency includes the detector: not on this plot
+            continue
         c, a = cell_at(m, ref["threads"], ref["batch"]), current_accuracy(m, settings)
-        if c and a and a.get("nme") is not None:
+        if c and a and a.get("nme") is not None and math.isfinite(a["nme"]):
             pts.append({"model": m, "x": c["predict"]["median_ms"] / ref["batch"], "y": a["nme"]})
     return pts
 
@@ -496,6 +564,10 @@ def plot_latency_vs_nme(data: dict[str, Any], path: str | Path) -> Path | None:
         color = _RUNTIME_COLORS.get(m["runtime"], "#7f7f7f")
         marker = _PRECISION_MARKERS.get(m["precision"], "D")
         peer = m["kind"] == "peer"
+        if m["kind"] == "landmark_peer":
+            marker, color, _ = _LANDMARK_PEER_STYLE.get(m["peer"], ("X", "#7f7f7f", m["peer"]))
+            ax.scatter(p["x"], p["y"], s=150, marker=marker, zorder=4, color=color, edgecolors="black", linewidths=0.8)
+            continue
         ax.scatter(p["x"], p["y"], s=60, marker=marker, zorder=3, linewidths=1.4,
                    facecolors="none" if peer else color, edgecolors=color if peer else "black")
     front = pareto_front(list(zip(xs, ys)))
@@ -530,11 +602,15 @@ def plot_latency_vs_nme(data: dict[str, Any], path: str | Path) -> Path | None:
         title += f"\nmodels: {common.rstrip('_')}_*"
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    runtimes = sorted({p["model"]["runtime"] for p in pts})
+    runtimes = sorted({p["model"]["runtime"] for p in pts if p["model"]["kind"] != "landmark_peer"})
     precisions = sorted({p["model"]["precision"] for p in pts})
     handles = [Line2D([], [], ls="", marker="o", color=_RUNTIME_COLORS.get(r, "#7f7f7f"), label=r) for r in runtimes]
     handles += [Line2D([], [], ls="", marker=_PRECISION_MARKERS.get(pr, "D"), color="0.3", label=pr)
                 for pr in precisions]
+    for key, (marker, color, label) in _LANDMARK_PEER_STYLE.items():
+        if any(p["model"].get("peer") == key for p in pts):
+            handles.append(Line2D([], [], ls="", marker=marker, color=color, markeredgecolor="black", markersize=10,
+                                  label=label))
     if any(p["model"]["kind"] == "peer" for p in pts):
         handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color="0.3", label="peer (hollow)"))
     if len(front) > 1:

@@ -77,20 +77,23 @@ def read_frames(path: str | Path) -> list[np.ndarray]:
     return frames
 
 
-def _frame_nme(pred: np.ndarray, gt: np.ndarray, scheme: str) -> float:
+def frame_nme(pred: np.ndarray, gt: np.ndarray, scheme: str) -> float:
     from sdk.schemes import map_landmarks
     from landmarkdata.metrics import box_normaliser, nme
 
     return float(nme(map_landmarks(pred[None], scheme, "ibug68"), gt[None], box_normaliser(gt[None]))[0])
 
 
-def run_loop(kind: str, predictor, frames_path: Path, gts: np.ndarray, redetect_every: int = 30) -> dict[str, Any]:
-    """One pass over the video: 'detect' = detector + landmarks on every frame; 'track' = LandmarkTracker."""
+def run_loop(kind: str, predictor, frames_path: Path, gts: np.ndarray, redetect_every: int = 30,
+             tracker=None) -> dict[str, Any]:
+    """One pass over the video: 'detect' = ``predictor.predict`` on every frame; 'track' = ``tracker.update``
+    (default: a ``LandmarkTracker`` over ``predictor``; a peer passes its own video mode)."""
     from sdk.tracking import LandmarkTracker, OneEuroParams
 
-    tracker = None
-    if kind == "track":
+    if kind == "track" and tracker is None:
         tracker = LandmarkTracker(predictor, redetect_every=redetect_every, one_euro=OneEuroParams())
+    step = predictor.predict if kind == "detect" else tracker.update
+    num_points = None
     cap = cv2.VideoCapture(str(frames_path))
     nmes, raw_nmes, pts, raw_pts, n = [], [], [], [], 0
     t0 = time.perf_counter()
@@ -98,26 +101,28 @@ def run_loop(kind: str, predictor, frames_path: Path, gts: np.ndarray, redetect_
         ok, frame = cap.read()
         if not ok:
             break
-        result = predictor.predict(frame) if tracker is None else tracker.update(frame)
+        result = step(frame)
         if len(result):
             centres = result.landmarks.mean(axis=1)
             best = int(np.argmin(np.linalg.norm(centres - gts[n].mean(axis=0), axis=1)))  # the face of the GT
             pts.append(result.landmarks[best])
+            num_points = len(pts[-1])
             raw = result.extra.get("raw_landmarks", result.landmarks)[best]
             raw_pts.append(raw)
-            nmes.append(_frame_nme(result.landmarks[best], gts[n], result.scheme))
-            raw_nmes.append(_frame_nme(raw, gts[n], result.scheme))
+            nmes.append(frame_nme(result.landmarks[best], gts[n], result.scheme))
+            raw_nmes.append(frame_nme(raw, gts[n], result.scheme))
         else:
-            pts.append(np.full((predictor.metadata.scheme.num_points, 2), np.nan, np.float32))
-            raw_pts.append(pts[-1])
+            pts.append(None)
+            raw_pts.append(None)
         n += 1
     seconds = time.perf_counter() - t0
     cap.release()
+    blank = np.full((num_points or len(gts[0]), 2), np.nan, np.float32)
     report = {"frames": n, "seconds": seconds, "fps": n / seconds, "faces_found_frames": len(nmes),
               "nme": float(np.mean(nmes)) if nmes else None, "nme_unsmoothed": float(np.mean(raw_nmes)) if raw_nmes else None}
-    if tracker is not None:
-        report["detector_runs"] = tracker.detections_run
-    report["_pts"], report["_raw_pts"] = np.stack(pts), np.stack(raw_pts)
+    report["detector_runs"] = n if kind == "detect" else getattr(tracker, "detections_run", None)
+    report["_pts"] = np.stack([blank if p is None else p for p in pts])
+    report["_raw_pts"] = np.stack([blank if p is None else p for p in raw_pts])
     return report
 
 

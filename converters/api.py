@@ -84,10 +84,11 @@ def upgrade_metadata(path: str | Path) -> ModelMetadata:
     this makes the file itself current, so tools that read the raw JSON see schema 2 too.
     """
     path = Path(path)
-    return _restamp(path, open_backend(path).metadata)
+    return restamp(path, open_backend(path).metadata)
 
 
-def _restamp(path: Path, meta: ModelMetadata) -> ModelMetadata:
+def restamp(path: Path, meta: ModelMetadata) -> ModelMetadata:
+    """Replace a file's metadata in place, whatever its format (weights untouched)."""
     writer_for(format_of(path).name).restamp(path, meta)
     return meta
 
@@ -101,4 +102,4 @@ def calibrate_face_confidence(path: str | Path, *, count: int = 400, seed: int =
 
     path = Path(path)
     samples = collect_samples(path, load_aflw_faces(), count=count, seed=seed, progress=progress)
-    return _restamp(path, open_backend(path).metadata.replace(face_confidence=choose_threshold(samples)))
+    return restamp(path, open_backend(path).metadata.replace(face_confidence=choose_threshold(samples)))

@@ -4,7 +4,7 @@ values, never a wrong answer (or a runtime's raw error) at the first predict.
 Checked, wherever the graph states the dimension (dynamic dimensions are skipped): the input's
 layout and size; for every output the decoder reads, its channel count against the scheme's point
 count (heat maps and PIPNet's cls/offset maps: points; PIPNet's neighbour maps: points × neighbours;
-a regression output: 2 × points values) and its map size × the decoder's stride against the input.
+a regression output: 2 × points values; points decoded in the graph: points) and its map size × the decoder's stride against the input.
 """
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ def check_model(meta: ModelMetadata, input_shape: Shape | None, output_shapes: M
             if len(dims) == len(shape) and _prod(dims) != 2 * points:
                 raise MetadataError(f"output {out.name!r} holds {_prod(dims)} values per face but the scheme "
                                     f"{meta.scheme.name} has {points} points ({2 * points} coordinates)")
+            continue
+        if out.role in ("points", "point_scores"):  # decoded in the graph: (L, 2) points / (L,) scores
+            if shape and shape[0] is not None and shape[0] != points:
+                raise MetadataError(f"output {out.name!r} ({out.role}) holds {shape[0]} points but the scheme "
+                                    f"{meta.scheme.name} has {points}")
             continue
         want = per_channel.get(out.role)
         channels, h, w = _channels_and_map(shape, out.layout if out.layout != "flat" else "nchw")

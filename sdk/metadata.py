@@ -24,7 +24,8 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = "edgemark"
 
-OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks")
+# "points" / "point_scores": the decoder's own result, computed inside the graph (decoder param in_graph).
+OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks", "points", "point_scores")
 COORDINATE_ORIGINS = ("pixel_center", "pixel_corner")
 SIDE_MODES = ("max_wh", "max_wh_plus1", "diag", "per_axis")
 ROUNDINGS = ("none", "round", "floor")
@@ -274,7 +275,7 @@ class ModelMetadata:
             out.validate()
         roles = [o.role for o in self.outputs]
         _require(len(set(roles)) == len(roles), f"output roles repeat: {roles}")
-        missing = set(DECODERS[self.decoder.name].roles) - set(roles)
+        missing = set(DECODERS[self.decoder.name].roles_for(self.decoder.params)) - set(roles)
         _require(not missing, f"decoder {self.decoder.name!r} needs outputs with roles {sorted(missing)}")
         return self
 

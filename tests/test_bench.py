@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench
-from benchmarks.bench import BenchConfig, discover_models, run_bench
+from benchmarks.bench import BenchConfig, BenchError, discover_models, run_bench
 from benchmarks.graph_stats import count_graph, model_size_bytes, onnx_for_model
 from benchmarks.latency import summarize, time_calls
 from benchmarks.report import (SCHEMA_VERSION, ResultsSchemaError, pareto_front, peer_comparisons,
@@ -280,3 +280,43 @@ def test_300w_folder_gives_common_and_challenge_numbers(tmp_path, tiny_onnx, sha
     assert acc["subsets"]["challenge"]["nme"] == pytest.approx(per_face[challenge].mean(), abs=1e-3)
     assert acc["subsets"]["common"]["nme"] == pytest.approx(per_face[~challenge].mean(), abs=1e-3)
     assert "challenge NME %" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_landmark_peer_rows_in_the_same_run(tmp_path, tiny_onnx, shared_dir):
+    from benchmarks.landmark_peers import available_peers
+
+    why = available_peers()["mediapipe_facemesh"]
+    if why:
+        pytest.skip(why)
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / tiny_onnx.name).write_bytes(tiny_onnx.read_bytes())
+    out = tmp_path / "out"
+    data = run_bench(_config([models], out, batches=(1,), landmark_peers=("mediapipe_facemesh",)))
+    rows = {m.get("box_rule"): m for m in data["models"] if m["kind"] == "landmark_peer"}
+    assert set(rows) == {"gt", "pipeline"}
+    for rule, m in rows.items():
+        assert "error" not in m, m.get("error")
+        assert m["scheme"] == "ibug68" and m["accuracy"]["count"] >= 1
+        assert m["accuracy"]["other_labels"]["labels"] == "original"
+        (cell,) = m["latency"]
+        assert cell["raw"]["median_ms"] > 0 and cell["predict"]["median_ms"] > 0
+    assert rows["pipeline"]["latency"][0]["frame"] == "640x480" and 0 <= rows["pipeline"]["accuracy"]["found_pct"] <= 100
+    assert set(rows["pipeline"]["video"]["1"]) >= {"detect", "track"}
+    report = (out / "report.md").read_text()
+    assert "## edgemark vs MediaPipe vs dlib" in report and "MediaPipe Face Mesh [pipeline]" in report
+
+
+def test_unknown_landmark_peer_is_an_error(tmp_path, tiny_onnx, shared_dir):
+    with pytest.raises(BenchError, match="unknown landmark peer"):
+        run_bench(_config([tiny_onnx], tmp_path / "out", landmark_peers=("mediapipe",)))
+
+
+def test_detector_rows_only_for_the_bundled_default():
+    from benchmarks.peer_rows import detector_records
+    from sdk.predictor import MODELS_DIR
+
+    inside = {"id": "a", "name": "a", "file": str(MODELS_DIR / "x.onnx")}
+    outside = {"id": "b", "name": "b", "file": "/tmp/elsewhere/x.onnx"}
+    (row,) = detector_records([inside, outside], MODELS_DIR)
+    assert row["id"] == "a.detector" and row["box_rule"] == "detector" and row["measure_video"]

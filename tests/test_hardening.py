@@ -321,7 +321,7 @@ def _contradicting(meta, case):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("points", "98 channels but the metadata implies 68"),
+    ("points", "98 channels but the metadata implies 68|holds 98 points but the scheme ibug68 has 68"),
     ("stride", "stride 2 it covers 64x64 px, not the 128x128 input"),
     ("size", "160x160"),
     ("layout", "NHWC"),
@@ -336,6 +336,8 @@ def test_metadata_that_contradicts_the_graph_fails_at_load(case, message, suffix
         pytest.skip(f"{fmt.runtime} is not installed")
     path = MODELS_DIR / DEFAULT_MODEL_FILES[fmt.name]
     meta = Predictor(path).metadata
+    if case == "stride" and meta.decoder.params.get("in_graph"):
+        pytest.skip("this file decodes in its graph: the graph's own stride is used, the metadata's is not read")
     with pytest.raises(MetadataError, match=message):
         Predictor(path, metadata=_contradicting(meta, case))
 

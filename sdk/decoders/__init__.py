@@ -26,6 +26,12 @@ from .pipnet import decode_pipnet, pipnet_neighbour_tables
 from .regression import decode_regression
 
 DecodeFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+# A file whose graph already ends in its decoder (``converters.graph_decode``) says so with this decoder
+# parameter and returns the decoder's result as outputs with these roles: (N, L, 2) points in input
+# pixels and (N, L) scores, identical to what the numpy function would compute from its maps.
+IN_GRAPH = "in_graph"
+IN_GRAPH_ROLES = ("points", "point_scores")
 ConfidenceRule = Callable[[np.ndarray], np.ndarray]
 
 
@@ -49,11 +55,19 @@ class DecoderEntry:
         missing = [p for p in self.required if p not in params]
         if missing:
             raise MetadataError(f"decoder parameters missing: {missing}")
-        unknown = set(params) - set(self.required) - set(self.optional)
+        unknown = set(params) - set(self.required) - set(self.optional) - {IN_GRAPH}
         if unknown:
             raise MetadataError(f"unknown decoder parameters: {sorted(unknown)}")
+        if IN_GRAPH in params and not isinstance(params[IN_GRAPH], bool):
+            raise MetadataError(f"decoder parameter {IN_GRAPH!r} must be true or false, got {params[IN_GRAPH]!r}")
+
+    def roles_for(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The output roles a file with these parameters must have."""
+        return IN_GRAPH_ROLES if params.get(IN_GRAPH) else self.roles
 
     def __call__(self, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        if params.get(IN_GRAPH):  # the runtime already decoded, in native code
+            return tuple(np.asarray(outputs[r], dtype=np.float32) for r in IN_GRAPH_ROLES)  # type: ignore[return-value]
         args = [np.asarray(outputs[r], dtype=np.float32) for r in self.roles]
         return self.fn(*args, **{**self.defaults, **params})
 
@@ -95,6 +109,6 @@ def point_confidence(name: str, scores: np.ndarray) -> np.ndarray:
     return decoder_entry(name).point_confidence(scores)
 
 
-__all__ = ["DECODERS", "HEATMAP_DECODERS", "DecoderEntry", "DecoderParamError", "decode", "decode_argmax",
+__all__ = ["DECODERS", "HEATMAP_DECODERS", "IN_GRAPH", "IN_GRAPH_ROLES", "DecoderEntry", "DecoderParamError", "decode", "decode_argmax",
            "decode_argmax_quarter", "decode_h3r_topk", "decode_shr_local_softargmax", "decode_pipnet",
            "decode_regression", "decoder_entry", "pipnet_neighbour_tables", "point_confidence"]

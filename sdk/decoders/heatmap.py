@@ -53,6 +53,49 @@ def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+TOPK_WINDOW = 7  # side of the window around the peak searched first (top_cells)
+
+
+def top_cells(flat: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
+    """(M, k) indices of each row's k largest cells (any order).
+
+    Equal values at the k-th place (quantized INT8 maps have them) go to the lower cell index, as
+    ONNX's and OpenVINO's TopK order them, so the in-graph decoder (``converters.graph_decode``) and
+    this one read the same cells. Fast path: a peaked heat map keeps its k largest cells near the peak, so the k largest of the
+    7×7 window around each row's argmax are taken, and kept only where they provably are the
+    row's k largest (every cell outside the window is below the window's k-th value). Other rows
+    (flat or multi-modal maps, ties) fall back to a full ``argpartition``.
+    """
+    m, cells = flat.shape
+    win = TOPK_WINDOW
+    if k > win * win or h < win or w < win:
+        return _stable_top(flat, k)
+    peak_row, peak_col = np.divmod(flat.argmax(axis=1), w)
+    top = np.minimum(np.maximum(peak_row - win // 2, 0), h - win)
+    left = np.minimum(np.maximum(peak_col - win // 2, 0), w - win)
+    offs = np.arange(win)
+    cand = ((top[:, None] + offs)[:, :, None] * w + (left[:, None] + offs)[:, None, :]).reshape(m, win * win)
+    linear = cand + (np.arange(m) * cells)[:, None]  # into the flattened batch: one gather, one scatter
+    vals = flat.reshape(-1)[linear]
+    best = np.argpartition(vals, win * win - k, axis=1)[:, win * win - k:]
+    kth = np.take_along_axis(vals, best, axis=1).min(axis=1)
+    tied = np.flatnonzero(np.count_nonzero(vals >= kth[:, None], axis=1) > k)
+    if tied.size:  # the window's cells are in index order, so a stable sort keeps the lower index
+        best[tied] = np.argsort(-vals[tied], axis=1, kind="stable")[:, :k]
+    idx = np.take_along_axis(cand, best, axis=1)
+    outside = flat.copy()
+    outside.reshape(-1)[linear] = -np.inf
+    unsure = np.flatnonzero(outside.max(axis=1) >= kth)  # a cell outside the window could be among the k
+    if unsure.size:
+        idx[unsure] = _stable_top(flat[unsure], k)
+    return idx
+
+
+def _stable_top(flat: np.ndarray, k: int) -> np.ndarray:
+    """(M, k) indices of the k largest cells per row, ties to the lower index (ONNX TopK's rule)."""
+    return np.argsort(-flat, axis=1, kind="stable")[:, :k]
+
+
 def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tuple[np.ndarray, np.ndarray]:
     """H3R: softmax over each map's top-k scores, weighted mean of their (column, row).
 
@@ -64,7 +107,7 @@ def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tu
     if k < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     flat = heatmaps.reshape(n, l, h * w)
-    idx = np.argpartition(flat, h * w - k, axis=2)[..., h * w - k:]
+    idx = top_cells(flat.reshape(n * l, h * w), k, h, w).reshape(n, l, k)
     vals = np.take_along_axis(flat, idx, axis=2).astype(np.float64)
     peak = vals.max(axis=2, keepdims=True)
     top = np.exp(vals - peak)

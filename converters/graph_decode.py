@@ -1,0 +1,230 @@
+"""The H3R top-k decoder appended to a model's own graph, so the runtime decodes in native code.
+
+Around a sub-millisecond network, numpy's ``argpartition`` + softmax over a 98 × 32 × 32 heat map
+costs as much as the network (≈0.4 ms of a 1.3 ms ``predict`` for the bundled default). Appending
+the same arithmetic to the graph — reshape → TopK(k) → softmax of the k scores → their weighted
+(column, row) × stride, and the softmax mass Σ_topk e^v / Σ_all e^v as the score — lets ONNX
+Runtime and OpenVINO run it in their own kernels, and the file then returns (N, L, 2) points and
+(N, L) scores instead of the maps (nothing map-sized is copied back to Python either).
+
+The file says so in its metadata: decoder ``h3r_topk`` with ``in_graph: true`` and outputs with
+the roles ``points`` / ``point_scores`` (``sdk.decoders.IN_GRAPH``). Before anything is written the
+new graph is checked against the numpy decoder on the maps of the original file, on real face
+crops: ≤ ``MAX_POINT_DIFF_PX`` per point, or the file is refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sdk.backends import open_backend
+from sdk.decoders import IN_GRAPH, decode
+from sdk.formats import format_of
+from sdk.metadata import ModelMetadata, OutputSpec
+from sdk.outputs import outputs_by_role
+
+from .source import ConversionError
+
+GRAPH_DECODERS = ("h3r_topk",)
+POINTS_NAME, SCORES_NAME = "edgemark_points", "edgemark_point_scores"
+MAX_POINT_DIFF_PX = 1e-4
+MAX_SCORE_DIFF = 1e-5
+
+
+def _check_decodable(meta: ModelMetadata) -> tuple[OutputSpec, int, float, int, int]:
+    if meta.decoder.params.get(IN_GRAPH):
+        raise ConversionError("the file already decodes in its graph")
+    if meta.decoder.name not in GRAPH_DECODERS:
+        raise ConversionError(f"decoding in the graph is built for {list(GRAPH_DECODERS)}, not {meta.decoder.name!r}")
+    (heatmap,) = [o for o in meta.outputs if o.role == "heatmap"]
+    if heatmap.layout != "nchw" or heatmap.shape is None or len(heatmap.shape) != 3 or None in heatmap.shape:
+        raise ConversionError(f"output {heatmap.name!r} must be a static NCHW heat map, got {heatmap.shape} "
+                              f"({heatmap.layout})")
+    params = {"topk": 9, **meta.decoder.params}
+    _, h, w = heatmap.shape
+    return heatmap, int(params["topk"]), float(params["stride"]), int(h), int(w)
+
+
+def decoded_metadata(meta: ModelMetadata) -> ModelMetadata:
+    """``meta`` for the file once its graph ends in the decoder."""
+    points = meta.scheme.num_points
+    outputs = (OutputSpec(POINTS_NAME, "points", (points, 2), "flat"),
+               OutputSpec(SCORES_NAME, "point_scores", (points,), "flat"))
+    decoder = type(meta.decoder)(meta.decoder.name, {**meta.decoder.params, IN_GRAPH: True})
+    return meta.replace(outputs=outputs, decoder=decoder).validate()
+
+
+def _onnx_graph(model, meta: ModelMetadata):
+    """``model`` (onnx.ModelProto) with the decoder appended and the maps no longer an output."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    heatmap, k, stride, h, w = _check_decodable(meta)
+    graph = model.graph
+    if heatmap.name not in [o.name for o in graph.output]:
+        raise ConversionError(f"the graph has no output {heatmap.name!r}")
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset < 13:
+        raise ConversionError(f"decoding in the graph needs ONNX opset >= 13 (ReduceSum axes as input), got {opset}")
+
+    def const(name, value, dtype):
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    p = "edgemark_decode/"
+    shape = const(p + "shape", [0, 0, h * w], np.int64)
+    kk = const(p + "k", [k], np.int64)
+    last = const(p + "last_axis", [-1], np.int64)
+    width = const(p + "width", w, np.int64)
+    step = const(p + "stride", stride, np.float32)
+
+    def reduce(op, x, out, keep):
+        if op == "ReduceMax" and opset < 18:
+            return helper.make_node(op, [x], [out], axes=[-1], keepdims=keep)
+        return helper.make_node(op, [x, last], [out], keepdims=keep)
+
+    nodes = [
+        helper.make_node("Reshape", [heatmap.name, shape], [p + "flat"]),
+        helper.make_node("TopK", [p + "flat", kk], [p + "vals", p + "idx"], axis=-1, largest=1, sorted=1),
+        reduce("ReduceMax", p + "vals", p + "peak", 1),
+        helper.make_node("Sub", [p + "vals", p + "peak"], [p + "vals_shifted"]),
+        helper.make_node("Exp", [p + "vals_shifted"], [p + "top"]),
+        reduce("ReduceSum", p + "top", p + "top_sum", 1),
+        helper.make_node("Div", [p + "top", p + "top_sum"], [p + "weights"]),
+        helper.make_node("Mod", [p + "idx", width], [p + "col_i"]),
+        helper.make_node("Div", [p + "idx", width], [p + "row_i"]),
+        helper.make_node("Cast", [p + "col_i"], [p + "col"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", [p + "row_i"], [p + "row"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [p + "weights", p + "col"], [p + "wx"]),
+        helper.make_node("Mul", [p + "weights", p + "row"], [p + "wy"]),
+        reduce("ReduceSum", p + "wx", p + "x", 1),
+        reduce("ReduceSum", p + "wy", p + "y", 1),
+        helper.make_node("Concat", [p + "x", p + "y"], [p + "xy"], axis=-1),
+        helper.make_node("Mul", [p + "xy", step], [POINTS_NAME]),
+        helper.make_node("Sub", [p + "flat", p + "peak"], [p + "flat_shifted"]),
+        helper.make_node("Exp", [p + "flat_shifted"], [p + "all"]),
+        reduce("ReduceSum", p + "all", p + "total", 0),
+        helper.make_node("Squeeze", [p + "top_sum", last], [p + "top_mass"]),
+        helper.make_node("Div", [p + "top_mass", p + "total"], [SCORES_NAME]),
+    ]
+    graph.node.extend(nodes)
+    points = meta.scheme.num_points
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info(POINTS_NAME, TensorProto.FLOAT, ["batch", points, 2]),
+        helper.make_tensor_value_info(SCORES_NAME, TensorProto.FLOAT, ["batch", points]),
+    ])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _openvino_model(model, meta: ModelMetadata):
+    """The OpenVINO model with the same decoder appended (opset ops) and only points / scores as outputs."""
+    from sdk.backends.openvino import import_openvino
+
+    ov = import_openvino()
+    import openvino.opset13 as ops
+
+    heatmap, k, stride, h, w = _check_decodable(meta)
+    outs = [o for o in model.outputs if heatmap.name in o.get_names()]
+    if len(outs) != 1:
+        raise ConversionError(f"the IR has no output {heatmap.name!r}")
+    axis = ops.constant(np.array([-1], np.int64))
+    maps = outs[0].get_node().input_value(0)  # what feeds the old Result node, not the Result itself
+    flat = ops.reshape(maps, ops.constant(np.array([0, 0, h * w], np.int64)), special_zero=True)
+    top = ops.topk(flat, ops.constant(np.array(k, np.int64)), axis=-1, mode="max", sort="value",
+                   index_element_type="i64", stable=True)  # ties to the lower index, as sdk's numpy decoder
+    vals, idx = top.output(0), top.output(1)
+    peak = ops.reduce_max(vals, axis, keep_dims=True)
+    e = ops.exp(ops.subtract(vals, peak))
+    e_sum = ops.reduce_sum(e, axis, keep_dims=True)
+    weights = ops.divide(e, e_sum)
+    width = ops.constant(np.array(w, np.int64))
+    col = ops.convert(ops.floor_mod(idx, width), "f32")
+    row = ops.convert(ops.divide(idx, width), "f32")  # integer Divide floors (python_division), idx >= 0
+    x = ops.reduce_sum(ops.multiply(weights, col), axis, keep_dims=True)
+    y = ops.reduce_sum(ops.multiply(weights, row), axis, keep_dims=True)
+    points = ops.multiply(ops.concat([x, y], -1), ops.constant(np.array(stride, np.float32)))
+    total = ops.reduce_sum(ops.exp(ops.subtract(flat, peak)), axis, keep_dims=False)
+    scores = ops.divide(ops.squeeze(e_sum, axis), total)
+    points.output(0).get_tensor().set_names({POINTS_NAME})
+    scores.output(0).get_tensor().set_names({SCORES_NAME})
+    return ov.Model([points.output(0), scores.output(0)], model.get_parameters(), model.get_friendly_name())
+
+
+def reference_tensors(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np.ndarray:
+    """Real face crops (the bundled sample photo, jittered boxes) as the model's input tensors."""
+    import cv2
+
+    from sdk.blazeface import BlazeFaceDetector
+    from sdk.predictor import MODELS_DIR
+    from sdk.preprocess import prepare_batch
+
+    image = cv2.imread(str(MODELS_DIR.parent / "data" / "sample.jpg"))
+    boxes, _ = BlazeFaceDetector().detect(image)
+    if len(boxes) == 0:
+        raise ConversionError("the sample photo's face was not found: no reference crops to check against")
+    rng = np.random.default_rng(seed)
+    base = np.repeat(boxes[:1].astype(np.float64), count, axis=0)
+    size = (base[:, 2:] - base[:, :2]).max(axis=1, keepdims=True)
+    jitter = rng.uniform(-0.15, 0.15, (count, 4)) * size
+    tensor, _ = prepare_batch(image, (base + jitter).astype(np.float32), meta.input, meta.crop)
+    return tensor
+
+
+def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str, float]:
+    """The decoded file's points/scores against the numpy decoder on the original file's maps."""
+    tensor = reference_tensors(meta)
+    before = open_backend(original, threads=1)
+    after = open_backend(decoded, threads=1)
+    want = decode(meta.decoder.name, outputs_by_role(before.metadata, before.run(tensor)), meta.decoder.params)
+    got = decode(after.metadata.decoder.name, outputs_by_role(after.metadata, after.run(tensor)),
+                 after.metadata.decoder.params)
+    dp = float(np.abs(got[0] - want[0]).max())
+    ds = float(np.abs(got[1] - want[1]).max())
+    if not (dp <= MAX_POINT_DIFF_PX and ds <= MAX_SCORE_DIFF):
+        raise ConversionError(f"the in-graph decoder differs from the numpy one by {dp:.3g} px / {ds:.3g} in score "
+                              f"(allowed {MAX_POINT_DIFF_PX} px / {MAX_SCORE_DIFF}); file not written")
+    return {"max_point_diff_px": dp, "max_score_diff": ds, "faces": int(len(tensor))}
+
+
+def decode_in_graph(path: str | Path, out_path: str | Path | None = None) -> tuple[Path, dict[str, float]]:
+    """Write ``out_path`` (default: ``path`` itself, atomically) with the decoder inside its graph.
+
+    ONNX and OpenVINO files; returns the written path and the measured difference to numpy decoding.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(path)
+    target = Path(out_path) if out_path is not None else path
+    fmt = format_of(path).name
+    meta = open_backend(path, threads=1).metadata
+    new_meta = decoded_metadata(meta)
+    with tempfile.TemporaryDirectory(prefix="edgemark-graph-decode-") as tmp:
+        staged = Path(tmp) / path.name
+        if fmt == "onnx":
+            import onnx
+
+            from .onnx_io import embed_metadata, save_onnx
+
+            save_onnx(embed_metadata(_onnx_graph(onnx.load(str(path)), meta), new_meta), staged)
+        elif fmt == "openvino":
+            from sdk.backends.openvino import import_openvino
+
+            from .to_openvino import save_ir, stamp_ir
+
+            model = _openvino_model(import_openvino().Core().read_model(str(path)), meta)
+            stamp_ir(model, new_meta)
+            save_ir(model, staged)
+        else:
+            raise ConversionError(f"decoding in the graph is built for ONNX and OpenVINO files, not {fmt}")
+        check = _check_equal(path, staged, meta)
+        from sdk.atomic import atomic_paths
+        from sdk.formats import FORMATS
+
+        with atomic_paths(*FORMATS[fmt].paths(target)) as temps:  # all files or none replace the old ones
+            for src, tmp_path in zip(FORMATS[fmt].paths(staged), temps):
+                shutil.copyfile(src, tmp_path)
+    return target, check

@@ -1,0 +1,120 @@
+"""The H3R decoder inside the graph (converters.graph_decode) and the fast exact top-k of the numpy decoder."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from sdk.decoders import IN_GRAPH, decode_h3r_topk
+from sdk.decoders.heatmap import top_cells
+from sdk.errors import MetadataError
+
+
+def _argpartition_cells(flat: np.ndarray, k: int) -> np.ndarray:
+    """The k largest cells, ties to the lower index (ONNX TopK's rule), sorted by index."""
+    return np.sort(np.argsort(-flat, axis=1, kind="stable")[:, :k], axis=1)
+
+
+def _peaked_maps(rng, count: int, size: int = 32) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    maps = []
+    for _ in range(count):
+        cx, cy = rng.uniform(-3, size + 3, 2)  # peaks off the map too: the window is clamped at the border
+        maps.append(-((xx - cx) ** 2 + (yy - cy) ** 2) * rng.uniform(0.2, 3) + rng.normal(0, 0.3, (size, size)))
+    return np.array(maps, np.float32).reshape(count, size * size)
+
+
+@pytest.mark.parametrize("kind", ["peaked", "noise", "two peaks", "constant", "quantized"])
+def test_top_cells_is_the_argpartition_set(kind):
+    rng = np.random.default_rng(3)
+    if kind == "peaked":
+        flat = _peaked_maps(rng, 300)
+    elif kind == "noise":  # no peak: every row takes the fallback
+        flat = rng.normal(size=(50, 1024)).astype(np.float32)
+    elif kind == "two peaks":  # the second peak outside the window holds some of the top cells
+        flat = _peaked_maps(rng, 60)
+        far = np.roll(flat.reshape(60, 32, 32), 16, axis=2).reshape(60, 1024)
+        flat = np.maximum(flat, far + 1e-3)
+    elif kind == "quantized":  # INT8 maps: few levels, so equal values at the 9th place (ties)
+        flat = np.round(_peaked_maps(rng, 200) / 4) * 4
+    else:
+        flat = np.ones((4, 1024), np.float32) * 0.5
+    got = np.sort(top_cells(flat, 9, 32, 32), axis=1)
+    np.testing.assert_array_equal(got, _argpartition_cells(flat, 9))
+
+
+def test_h3r_decoder_unchanged_by_the_fast_top_k():
+    rng = np.random.default_rng(0)
+    maps = _peaked_maps(rng, 2 * 98).reshape(2, 98, 32, 32)
+    pts, mass = decode_h3r_topk(maps, stride=4.0)
+    flat = maps.reshape(2 * 98, -1)
+    idx = _argpartition_cells(flat, 9)
+    vals = np.take_along_axis(flat, idx, axis=1).astype(np.float64)
+    w = np.exp(vals - vals.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    want = np.stack([(w * (idx % 32)).sum(1), (w * (idx // 32)).sum(1)], -1).reshape(2, 98, 2) * 4
+    assert np.abs(pts - want).max() <= 1e-4
+    assert mass.shape == (2, 98) and np.all((mass > 0) & (mass <= 1 + 1e-6))
+
+
+@pytest.fixture(scope="module")
+def decoded_pair(tmp_path_factory, tiny_onnx):
+    pytest.importorskip("openvino")
+    from converters.graph_decode import decode_in_graph
+    from converters.to_openvino import convert_onnx_to_openvino
+    from sdk.backends import open_backend
+
+    out = tmp_path_factory.mktemp("graph_decode")
+    maps_onnx = out / "maps.onnx"
+    shutil.copyfile(tiny_onnx, maps_onnx)
+    maps_xml = out / "maps.xml"
+    convert_onnx_to_openvino(maps_onnx, open_backend(maps_onnx).metadata, maps_xml)
+    fused = {}
+    for src in (maps_onnx, maps_xml):
+        target = out / ("fused" + src.suffix)
+        path, check = decode_in_graph(src, target)
+        assert check["max_point_diff_px"] <= 1e-4 and check["faces"] > 0
+        fused[src.suffix] = (src, path)
+    return fused
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_decoded_file_predicts_what_the_maps_file_predicts(decoded_pair, suffix, face_image):
+    from sdk.predictor import Predictor
+
+    maps, fused = decoded_pair[suffix]
+    a, b = Predictor(maps, threads=1), Predictor(fused, threads=1)
+    assert b.metadata.decoder.params[IN_GRAPH] is True and a.metadata.decoder.params.get(IN_GRAPH) is None
+    assert {o.role for o in b.metadata.outputs} == {"points", "point_scores"}
+    boxes = [[40, 30, 160, 170], [100, 50, 200, 180]]
+    pa, pb = a.predict(face_image, boxes), b.predict(face_image, boxes)
+    assert np.abs(pa.landmarks - pb.landmarks).max() <= 1e-3  # ≤ 1e-4 input px × the crop's up-scaling
+    assert np.abs(pa.face_confidence - pb.face_confidence).max() <= 1e-5
+    flip_a, flip_b = a.predict(face_image, boxes, flip_test=True), b.predict(face_image, boxes, flip_test=True)
+    assert np.abs(flip_a.landmarks - flip_b.landmarks).max() <= 1e-3
+
+
+def test_decoding_twice_or_a_non_h3r_decoder_is_refused(decoded_pair, tmp_path):
+    from converters.graph_decode import decode_in_graph
+    from converters.source import ConversionError
+
+    _, fused = decoded_pair[".onnx"]
+    with pytest.raises(ConversionError, match="already decodes in its graph"):
+        decode_in_graph(fused, tmp_path / "again.onnx")
+
+
+def test_in_graph_metadata_needs_its_outputs(runtime_onnx):
+    from sdk.backends import open_backend
+    from sdk.metadata import ModelMetadata
+
+    meta = open_backend(runtime_onnx).metadata
+    assert meta.decoder.params.get(IN_GRAPH) is True  # the bundled default decodes in its graph
+    doc = meta.to_dict()
+    doc["outputs"] = [o for o in doc["outputs"] if o["role"] != "point_scores"]
+    with pytest.raises(MetadataError, match="point_scores"):
+        ModelMetadata.from_dict(doc)
+    doc = meta.to_dict()
+    doc["decoder"]["params"][IN_GRAPH] = "yes"
+    with pytest.raises(MetadataError, match="true or false"):
+        ModelMetadata.from_dict(doc)
