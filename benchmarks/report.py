@@ -276,7 +276,53 @@ def _overhead_section(data: dict[str, Any]) -> list[str]:
             body.append([*_label(m), *[_fmt(c["overhead_ratio"]) if c else "–" for c in cells]])
     return ["## SDK overhead", "",
             "`Predictor.predict` median ÷ raw backend median at each threads (t) × batch (b) setting: what crop, "
-            "decode and mapping back add to the inference itself (1.00 = nothing).", ""] + _table(header, body)
+            "decode and mapping back add to the inference itself (1.00 = nothing). Files whose decoder runs in the "
+            "graph (`decoder: in_graph`) include the decoding in the raw call, as the runtime now does it.", ""] \
+        + _table(header, body)
+
+
+INT8_NOT_FASTER = 1.05  # converters.speedup.NOT_FASTER: below it an INT8 file is flagged
+
+
+def int8_speedups(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each INT8 row against the FP32 row of the same model and runtime: raw-call speed-up per thread count."""
+    rows = [m for m in data["models"] if m["kind"] == "edgemark" and not m.get("box_rule")]
+    by_key = {(m["name"], m["runtime"]): m for m in rows}
+    out = []
+    for m in rows:
+        if m["precision"] != "int8" or "_int8" not in m["name"]:
+            continue
+        fp32 = by_key.get((m["name"].replace("_int8", "_fp32"), m["runtime"]))
+        if fp32 is None:
+            continue
+        cells = {}
+        for t in data["settings"]["threads"]:
+            a, b = cell_at(fp32, t, 1), cell_at(m, t, 1)
+            if a and b:
+                cells[t] = (a["raw"]["median_ms"], b["raw"]["median_ms"], a["raw"]["median_ms"] / b["raw"]["median_ms"])
+        if cells:
+            out.append({"int8": m, "fp32": fp32, "cells": cells,
+                        "not_faster": min(c[2] for c in cells.values()) < INT8_NOT_FASTER})
+    return sorted(out, key=lambda r: (r["int8"]["name"], r["int8"]["runtime"]))
+
+
+def int8_speedup_section(data: dict[str, Any]) -> list[str]:
+    rows = int8_speedups(data)
+    if not rows:
+        return []
+    threads = data["settings"]["threads"]
+    header = ["model", "runtime", *[f"FP32 / INT8 raw ms t{t}" for t in threads], *[f"speed-up t{t}" for t in threads],
+              "verdict"]
+    body = []
+    for r in rows:
+        c = r["cells"]
+        body.append([f"`{r['int8']['name']}`", r["int8"]["runtime"],
+                     *[f"{c[t][0]:.2f} / {c[t][1]:.2f}" if t in c else "–" for t in threads],
+                     *[f"{c[t][2]:.2f}×" if t in c else "–" for t in threads],
+                     "**not faster**" if r["not_faster"] else "faster"])
+    return ["## INT8 against FP32", "",
+            f"Raw backend call, batch 1, same run. An INT8 file whose speed-up is below {INT8_NOT_FASTER:.2f}× at any "
+            "thread count is flagged: it costs accuracy and buys no time.", ""] + _table(header, body, text_columns=2)
 
 
 def _peer_section(data: dict[str, Any]) -> list[str]:
@@ -422,6 +468,7 @@ def markdown_report(data: dict[str, Any]) -> str:
     lines += ["![CED](ced.png)", ""]
     lines += _latency_sections(data)
     lines += _overhead_section(data)
+    lines += int8_speedup_section(data)
     lines += pipeline_section(data)
     lines += _peer_section(data)
     errors = [(m["name"], m["runtime"], m["error"]) for m in data["models"] if m.get("error")]

@@ -64,7 +64,28 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="append the H3R top-k decoder to the ONNX / OpenVINO files' graphs (the runtime decodes in "
                         "native code; checked against the numpy decoder to 1e-4 px). With a .onnx/.xml SOURCE and "
                         "no --to: rewrite that file in place")
+    p.add_argument("--normalise-in-graph", action="store_true",
+                   help="move the pixel normalisation into the ONNX / OpenVINO files' graphs (they then take BGR "
+                        "crops as float pixels, NHWC; checked against the original). With a .onnx/.xml SOURCE and "
+                        "no --to: rewrite that file in place")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _rewrite_graph(path: Path, decode: bool, normalise: bool) -> list[str]:
+    """Move the decoder and/or the normalisation into a written ONNX / OpenVINO file; what was done, in words."""
+    done = []
+    if decode:
+        from .graph_decode import decode_in_graph
+
+        _, check = decode_in_graph(path)
+        done.append(f"decoder now in the graph (max difference to numpy decoding {check['max_point_diff_px']:.2g} px "
+                    f"on {check['faces']} face crops)")
+    if normalise:
+        from .graph_input import normalise_in_graph
+
+        _, worst = normalise_in_graph(path)
+        done.append(f"normalisation now in the graph (outputs within {worst:.2g} of their range)")
+    return done
 
 
 def _embedded_metadata(path: str) -> bool:
@@ -98,13 +119,11 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{args.source}: face confidence {verdict}; false reject {m['false_reject_pct']} % of "
               f"{m['faces']} faces, false accept {m['false_accept_pct']} % of {m['face_free_boxes']} face-free boxes")
         return 0
-    if args.decode_in_graph and not args.int8 and args.to == ["onnx"] and Path(args.source).suffix.lower() in (".onnx", ".xml") \
-            and _embedded_metadata(args.source):
-        from .graph_decode import decode_in_graph
-
-        path, check = decode_in_graph(args.source)
-        print(f"{path}: decoder now in the graph (max difference to numpy decoding {check['max_point_diff_px']:.2g} px "
-              f"on {check['faces']} face crops)")
+    in_place = (not args.int8 and args.to == ["onnx"] and Path(args.source).suffix.lower() in (".onnx", ".xml")
+                and _embedded_metadata(args.source))
+    if (args.decode_in_graph or args.normalise_in_graph) and in_place:
+        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph):
+            print(f"{args.source}: {line}")
         return 0
     if args.upgrade:
         from .api import upgrade_metadata
@@ -159,13 +178,11 @@ def run_convert(args: argparse.Namespace) -> int:
                 failures.append(f"{fmt} {precision}: {exc}")
                 bar.update()
                 continue
-            if args.decode_in_graph and fmt in ("onnx", "openvino"):
-                from .graph_decode import decode_in_graph
-
+            if (args.decode_in_graph or args.normalise_in_graph) and fmt in ("onnx", "openvino"):
                 try:
-                    decode_in_graph(result.path)
+                    _rewrite_graph(result.path, args.decode_in_graph, args.normalise_in_graph)
                 except ConversionError as exc:
-                    failures.append(f"{fmt} {precision} --decode-in-graph: {exc}")
+                    failures.append(f"{fmt} {precision} graph rewrite: {exc}")
             if precision == "fp32":
                 fp32_files[fmt] = result.path
             row = {**result.as_row(), **(_int8_summary(result.path) if precision == "int8" else {})}

@@ -49,8 +49,8 @@ def constant_confidence(scores: np.ndarray) -> np.ndarray:
 
 def unit_interval(conf: np.ndarray) -> np.ndarray:
     """Non-finite confidence becomes 0; everything is clipped to [0, 1], float32."""
-    conf = np.where(np.isfinite(conf), conf, 0.0)
-    return np.clip(conf, 0.0, 1.0).astype(np.float32)
+    conf = np.where(np.isfinite(conf), conf, 0.0).astype(np.float32)
+    return np.minimum(np.maximum(conf, 0.0, out=conf), 1.0, out=conf)  # np.clip costs ~10x more on small arrays
 
 
 def face_confidence(point_conf: np.ndarray) -> np.ndarray:
@@ -60,4 +60,4 @@ def face_confidence(point_conf: np.ndarray) -> np.ndarray:
         raise ValueError(f"point confidence must be (faces, points), got {pc.shape}")
     if pc.shape[0] == 0:
         return np.zeros(0, np.float32)
-    return pc.mean(axis=1).astype(np.float32)
+    return (pc.sum(axis=1) / np.float32(pc.shape[1])).astype(np.float32)

@@ -208,6 +208,9 @@ def map_matrices(regions: np.ndarray, rule: CropRule, image_shape: tuple[int, ..
 def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr") -> np.ndarray:
     """uint8 crops (F, H, W, 3) in ``image_color`` order → the network's float tensor and layout."""
     order = [0, 1, 2] if image_color == spec.color else [2, 1, 0]
+    if spec.layout == "nhwc" and order == [0, 1, 2] and spec.scale == 1 and not any(spec.mean) \
+            and all(s == 1 for s in spec.std):  # the graph normalises (converters.graph_input): cast only
+        return crops.astype(np.float32)
     scale = np.float32(spec.scale) / np.asarray(spec.std, dtype=np.float32)
     offset = np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)
     f, h, w, _ = crops.shape

@@ -51,7 +51,9 @@ def test_calibration_set_from_the_folder(photos, tmp_path, capsys):
 
     meta = Predictor().metadata
     cs = build_calibration_set(meta, str(photos), size=2, val_size=1, cache_dir=tmp_path / "cache", progress=True)
-    assert cs.calibration.shape == (2, 3, meta.input.height, meta.input.width) and len(cs.validation) == 1
+    per_face = (3, meta.input.height, meta.input.width) if meta.input.layout == "nchw" else \
+        (meta.input.height, meta.input.width, 3)  # the model's own input layout (the default takes NHWC pixels)
+    assert cs.calibration.shape == (2, *per_face) and len(cs.validation) == 1
     assert cs.gt_scheme is None
     assert "3 faces found by BlazeFaceDetector in 5 photos" in capsys.readouterr().err
     with pytest.raises(CalibrationSourceError, match="--calib-size"):

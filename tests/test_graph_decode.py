@@ -118,3 +118,43 @@ def test_in_graph_metadata_needs_its_outputs(runtime_onnx):
     doc["decoder"]["params"][IN_GRAPH] = "yes"
     with pytest.raises(MetadataError, match="true or false"):
         ModelMetadata.from_dict(doc)
+
+
+@pytest.fixture(scope="module")
+def pixel_input_pair(tmp_path_factory, decoded_pair):
+    from converters.graph_input import normalise_in_graph
+
+    out = tmp_path_factory.mktemp("graph_input")
+    pairs = {}
+    for suffix, (maps, fused) in decoded_pair.items():
+        path, worst = normalise_in_graph(fused, out / ("pixels" + suffix))
+        assert worst <= 1e-4
+        pairs[suffix] = (maps, path)
+    return pairs
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_pixel_input_file_predicts_what_the_original_predicts(pixel_input_pair, suffix, face_image):
+    from converters.graph_input import PIXELS_NAME
+    from sdk.predictor import Predictor
+
+    maps, pixels = pixel_input_pair[suffix]
+    a, b = Predictor(maps, threads=1), Predictor(pixels, threads=1)
+    spec = b.metadata.input
+    assert (spec.name, spec.layout, spec.color, spec.scale, tuple(spec.std)) == (PIXELS_NAME, "nhwc", "bgr", 1.0,
+                                                                              (1.0, 1.0, 1.0))
+    boxes = [[40, 30, 160, 170]]
+    for kwargs in ({}, {"flip_test": True}):
+        pa, pb = a.predict(face_image, boxes, **kwargs), b.predict(face_image, boxes, **kwargs)
+        assert np.abs(pa.landmarks - pb.landmarks).max() <= 1e-3
+    rgb = np.ascontiguousarray(face_image[..., ::-1])
+    assert np.abs(b.predict(rgb, boxes, color="rgb").landmarks - a.predict(face_image, boxes).landmarks).max() <= 1e-3
+
+
+def test_normalising_twice_is_refused(pixel_input_pair, tmp_path):
+    from converters.graph_input import normalise_in_graph
+    from converters.source import ConversionError
+
+    _, pixels = pixel_input_pair[".onnx"]
+    with pytest.raises(ConversionError, match="already normalises"):
+        normalise_in_graph(pixels, tmp_path / "again.onnx")

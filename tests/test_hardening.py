@@ -315,8 +315,8 @@ def _contradicting(meta, case):
         return meta.replace(decoder=DecoderSpec(meta.decoder.name, {**meta.decoder.params, "stride": 2}))
     if case == "size":
         return meta.replace(input=dataclasses.replace(meta.input, width=160, height=160))
-    if case == "layout":
-        return meta.replace(input=dataclasses.replace(meta.input, layout="nhwc"))
+    if case == "layout":  # the other layout than the file's
+        return meta.replace(input=dataclasses.replace(meta.input, layout="nchw" if meta.input.layout == "nhwc" else "nhwc"))
     raise ValueError(case)
 
 
@@ -324,7 +324,7 @@ def _contradicting(meta, case):
     ("points", "98 channels but the metadata implies 68|holds 98 points but the scheme ibug68 has 68"),
     ("stride", "stride 2 it covers 64x64 px, not the 128x128 input"),
     ("size", "160x160"),
-    ("layout", "NHWC"),
+    ("layout", "NHWC|NCHW"),
 ])
 @pytest.mark.parametrize("suffix", [".onnx", ".xml", ".tflite"])
 def test_metadata_that_contradicts_the_graph_fails_at_load(case, message, suffix):
