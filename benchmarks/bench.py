@@ -548,8 +548,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                 settings=settings, skipped=skipped)
 
     planned = {(item["file"], item["peer"], item.get("box_rule")): item["id"] for item in plan}
-    for rid, rec in list(records.items()):  # same file and role under another id: it changed, drop the old
-        if planned.get((rec.get("file"), rec.get("peer"), rec.get("box_rule")), rid) != rid:
+    planned_files = {item["file"] for item in plan}
+    for rid, rec in list(records.items()):
+        key = (rec.get("file"), rec.get("peer"), rec.get("box_rule"))
+        if planned.get(key, rid) != rid:  # same file and role under another id: it changed, drop the old
+            del records[rid]
+        elif key not in planned and rec.get("file") in planned_files:  # a role this run no longer gives the file
             del records[rid]
     bar = tqdm(total=len(plan), desc="bench", unit="model", disable=not cfg.progress, position=0)
     for item in plan:

@@ -390,7 +390,13 @@ def versus_section(data: dict[str, Any]) -> list[str]:
               "yaw 60-90"]
     if other:
         header.append(f"NME % ({other})")
-    header.append("found %")
+    header += ["found %", "NME % on photos all found"]
+    detecting = [m for m in rows if m.get("box_rule") in DETECTING_RULES and current_accuracy(m, settings)]
+    common = None
+    if detecting:  # the photos every detecting row found: their NMEs are comparable
+        found = [np.isfinite(np.array([np.nan if v is None else v for v in current_accuracy(m, settings)["per_face_nme"]],
+                                      dtype=np.float64)) for m in detecting]
+        common = np.logical_and.reduce(found)
     for t in threads:
         header += [f"raw ms t{t}", f"predict ms t{t}", f"predict/raw t{t}"]
     header += ["track fps / NME % (t2)"]
@@ -403,6 +409,11 @@ def versus_section(data: dict[str, Any]) -> list[str]:
         if other:
             r.append(_fmt((a.get("other_labels") or {}).get("nme"), 3))
         r.append(_fmt(a.get("found_pct"), 1) if "found_pct" in a else "all")
+        if common is not None and m in detecting and common.any():
+            per_face = np.array([np.nan if v is None else v for v in a["per_face_nme"]], dtype=np.float64)
+            r.append(f"{np.mean(per_face[common]):.3f} ({int(common.sum())})")
+        else:
+            r.append("–")
         for t in threads:
             c = cell_at(m, t, 1)
             r += [_fmt(c["raw"]["median_ms"]) if c else "–", _fmt(c["predict"]["median_ms"]) if c else "–",
@@ -416,8 +427,8 @@ def versus_section(data: dict[str, Any]) -> list[str]:
             "keypoints; dlib's box as given, or mapped onto the HOG boxes dlib was trained on). *edgemark's "
             "detector* / *own detector*: the row finds the faces itself in each photo (edgemark: BlazeFace + box "
             "adapter + one re-crop; MediaPipe: BlazeFace short-range + its rotated ROI; dlib: its HOG detector), "
-            "NME over the photos where it found the face (NME ≤ 10 %), latency per 640×480 frame (detector + "
-            "landmarks). *raw*: the landmark network's (or regressor's) own call on a ready input. *track*: the "
+            "NME over the photos where it found the face (NME ≤ 10 %) and over the photos every such row found (their "
+            "count in brackets: the like-for-like figure), latency per 640×480 frame (detector + landmarks). *raw*: the landmark network's (or regressor's) own call on a ready input. *track*: the "
             "row's video mode on a 90-frame synthetic moving face (edgemark's `LandmarkTracker`, MediaPipe's "
             "ROI-from-landmarks), decode included. MediaPipe's 468 points are read as 68 through an approximate "
             "correspondence (jaw contour: `benchmarks/facemesh.py`).", ""] + _table(header, body)

@@ -9,7 +9,7 @@ import pytest
 from sdk.metadata import OFFICIAL_CROPS, CropRule, InputSpec, MetadataError, ModelMetadata
 from sdk.preprocess import (clip_regions, content_spans, crop_regions, map_matrices, prepare_batch, to_image_coords,
                             to_input_coords)
-from sdk.resample import antialias_weights, resize_region_antialias
+from sdk.resample import antialias_weights, resize_region_antialias, resize_region_antialias_numpy
 
 RULES = {
     "plain_center": CropRule(1.25, "max_wh_plus1"),
@@ -99,6 +99,8 @@ def test_antialias_resize_matches_pillow_bit_for_bit():
     for x0, y0, side, size in [(-30, -10, 200, 128), (10, 20, 90, 160), (100, 60, 300, 96), (5, 5, 64, 64)]:
         ref = np.asarray(Image.fromarray(image).crop((x0, y0, x0 + side, y0 + side)).resize((size, size), Image.BILINEAR))
         np.testing.assert_array_equal(resize_region_antialias(image, x0, y0, x0 + side, y0 + side, size, size), ref)
+        # the numpy path a runtime without Pillow takes: the same pixels
+        np.testing.assert_array_equal(resize_region_antialias_numpy(image, x0, y0, x0 + side, y0 + side, size, size), ref)
 
 
 def test_antialias_needs_whole_pixels_and_refuses_regions_far_beyond_the_image():
