@@ -555,6 +555,8 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
             del records[rid]
         elif key not in planned and rec.get("file") in planned_files:  # a role this run no longer gives the file
             del records[rid]
+        elif rec.get("kind") == "edgemark" and rec.get("file") and not Path(rec["file"]).exists():
+            del records[rid]  # its file is gone: the row would describe nothing a user can run
     bar = tqdm(total=len(plan), desc="bench", unit="model", disable=not cfg.progress, position=0)
     for item in plan:
         bar.set_postfix_str(item["name"][:40])

@@ -320,3 +320,16 @@ def test_detector_rows_only_for_the_bundled_default():
     outside = {"id": "b", "name": "b", "file": "/tmp/elsewhere/x.onnx"}
     (row,) = detector_records([inside, outside], MODELS_DIR)
     assert row["id"] == "a.detector" and row["box_rule"] == "detector" and row["measure_video"]
+
+
+def test_rows_of_deleted_files_are_dropped(tmp_path, tiny_onnx, shared_dir):
+    models = tmp_path / "models"
+    models.mkdir()
+    kept, gone = models / "kept.onnx", models / "gone.onnx"
+    kept.write_bytes(tiny_onnx.read_bytes())
+    gone.write_bytes(tiny_onnx.read_bytes())
+    out = tmp_path / "out"
+    run_bench(_config([kept, gone], out, batches=(1,)))
+    gone.unlink()
+    data = run_bench(_config([kept], out, batches=(1,)))
+    assert [Path(m["file"]).name for m in data["models"]] == ["kept.onnx"]
