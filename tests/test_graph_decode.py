@@ -158,3 +158,13 @@ def test_normalising_twice_is_refused(pixel_input_pair, tmp_path):
     _, pixels = pixel_input_pair[".onnx"]
     with pytest.raises(ConversionError, match="already normalises"):
         normalise_in_graph(pixels, tmp_path / "again.onnx")
+
+
+def test_int8_speedup_measurement_shape(tiny_onnx):
+    from converters.speedup import measure_speedup, speedup_text
+
+    s = measure_speedup(tiny_onnx, tiny_onnx, threads=(1,), runs=5, warmup=1)
+    cell = s["threads_1"]
+    assert cell["fp32_ms"] > 0 and cell["int8_ms"] > 0 and cell["speedup"] == pytest.approx(
+        cell["fp32_ms"] / cell["int8_ms"], rel=1e-2)
+    assert isinstance(s["not_faster"], bool) and "1t" in speedup_text(s)
