@@ -33,6 +33,13 @@ SCHEME = "ibug68"
 ADAPTER_FIT_FACES = 300
 
 
+def _box_rule(model: str, rule: str) -> str:
+    """``rule`` when the peer ``model`` has it (``BOX_RULES``), else a ValueError naming its rules."""
+    if rule not in BOX_RULES[model]:
+        raise ValueError(f"{model} box rules: {BOX_RULES[model]}, not {rule!r}")
+    return rule
+
+
 def _prediction(landmarks: np.ndarray, boxes: np.ndarray, presence: np.ndarray | None = None,
                 extra: dict[str, Any] | None = None) -> Prediction:
     n = len(landmarks)
@@ -50,9 +57,7 @@ class FaceMeshPeer:
     def __init__(self, box_rule: str = "gt", threads: int | None = None):
         from sdk.blazeface import BlazeFaceDetector
 
-        if box_rule not in BOX_RULES["mediapipe_facemesh"]:
-            raise ValueError(f"MediaPipe Face Mesh box rules: {BOX_RULES['mediapipe_facemesh']}, not {box_rule!r}")
-        self.box_rule = box_rule
+        self.box_rule = _box_rule("mediapipe_facemesh", box_rule)
         self.mesh = FaceMesh(threads=threads)
         self.detector = BlazeFaceDetector("short", threads=threads)  # MediaPipe's Face Mesh front pipeline
 
@@ -61,14 +66,15 @@ class FaceMeshPeer:
         return [roi_from_detection(b, k) for b, k in zip(boxes, keypoints)], boxes
 
     def predict(self, image: np.ndarray, boxes=None) -> Prediction:
-        if boxes is None:
+        detected = boxes is None
+        if detected:
             rois, boxes = self._detected_rois(image)
         else:
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             rois = [roi_from_box(b) for b in boxes]
         mesh, presence = self.mesh.landmarks(image, rois)
-        if boxes is not None and len(boxes) and presence is not None and self.box_rule == "pipeline":
-            keep = presence > FACE_PRESENCE_THRESHOLD  # MediaPipe drops a face whose presence is low
+        if detected:  # MediaPipe drops a detected face whose presence is low
+            keep = presence > FACE_PRESENCE_THRESHOLD
             mesh, presence, boxes = mesh[keep], presence[keep], boxes[keep]
         return _prediction(mesh_to_ibug68(mesh), boxes, presence, {"mesh": mesh})
 
@@ -112,9 +118,7 @@ class DlibPeer:
     def __init__(self, box_rule: str = "gt", threads: int | None = None):
         from .dlib_peer import DlibShapePredictor
 
-        if box_rule not in BOX_RULES["dlib_68"]:
-            raise ValueError(f"dlib box rules: {BOX_RULES['dlib_68']}, not {box_rule!r}")
-        self.box_rule = box_rule
+        self.box_rule = _box_rule("dlib_68", box_rule)
         self.threads = threads
         self.shape = DlibShapePredictor()
         self._to_dlib = None

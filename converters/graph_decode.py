@@ -15,7 +15,6 @@ crops: ≤ ``MAX_POINT_DIFF_PX`` per point, or the file is refused.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from sdk.formats import format_of
 from sdk.metadata import ModelMetadata, OutputSpec
 from sdk.outputs import outputs_by_role
 
+from .graph_rewrite import reference_tensors, rewrite_model
 from .source import ConversionError
 
 GRAPH_DECODERS = ("h3r_topk",)
@@ -154,35 +154,6 @@ def _openvino_model(model, meta: ModelMetadata):
     return ov.Model([points.output(0), scores.output(0)], model.get_parameters(), model.get_friendly_name())
 
 
-def reference_crops(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np.ndarray:
-    """(count, H, W, 3) uint8 BGR crops of a real face (the bundled sample photo, jittered boxes), as
-    the model's crop rule samples them."""
-    import cv2
-
-    from sdk.blazeface import BlazeFaceDetector
-    from sdk.predictor import MODELS_DIR
-    from sdk.preprocess import clip_regions, crop_regions, sample_faces
-
-    image = cv2.imread(str(MODELS_DIR.parent / "data" / "sample.jpg"))
-    boxes, _ = BlazeFaceDetector().detect(image)
-    if len(boxes) == 0:
-        raise ConversionError("the sample photo's face was not found: no reference crops to check against")
-    rng = np.random.default_rng(seed)
-    base = np.repeat(boxes[:1].astype(np.float64), count, axis=0)
-    size = (base[:, 2:] - base[:, :2]).max(axis=1, keepdims=True)
-    regions = crop_regions(base + rng.uniform(-0.15, 0.15, (count, 4)) * size, meta.crop)
-    if meta.crop.clip:
-        regions = clip_regions(regions, image.shape)
-    return sample_faces(image, regions, meta.crop, meta.input.width, meta.input.height)
-
-
-def reference_tensors(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np.ndarray:
-    """``reference_crops`` as the model's input tensors (``sdk.preprocess.normalise``)."""
-    from sdk.preprocess import normalise
-
-    return normalise(reference_crops(meta, count, seed), meta.input)
-
-
 def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str, float]:
     """The decoded file's points/scores against the numpy decoder on the original file's maps."""
     tensor = reference_tensors(meta)
@@ -197,43 +168,6 @@ def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str
         raise ConversionError(f"the in-graph decoder differs from the numpy one by {dp:.3g} px / {ds:.3g} in score "
                               f"(allowed {MAX_POINT_DIFF_PX} px / {MAX_SCORE_DIFF}); file not written")
     return {"max_point_diff_px": dp, "max_score_diff": ds, "faces": int(len(tensor))}
-
-
-def rewrite_model(path: Path, out_path: str | Path | None, new_meta: ModelMetadata, transform: Callable,
-                  meta: ModelMetadata, check: Callable[[Path], Any]) -> tuple[Path, Any]:
-    """Stage ``transform(model, meta)`` of an ONNX / OpenVINO file with ``new_meta``, ``check`` the staged
-    file, then replace ``out_path`` (default ``path``) with it atomically (all of its files or none)."""
-    import shutil
-    import tempfile
-
-    from sdk.atomic import atomic_paths
-    from sdk.formats import FORMATS
-
-    target = Path(out_path) if out_path is not None else path
-    fmt = format_of(path).name
-    with tempfile.TemporaryDirectory(prefix="edgemark-graph-") as tmp:
-        staged = Path(tmp) / path.name
-        if fmt == "onnx":
-            import onnx
-
-            from .onnx_io import embed_metadata, save_onnx
-
-            save_onnx(embed_metadata(transform(onnx.load(str(path)), meta), new_meta), staged)
-        elif fmt == "openvino":
-            from sdk.backends.openvino import import_openvino
-
-            from .to_openvino import save_ir, stamp_ir
-
-            model = transform(import_openvino().Core().read_model(str(path)), meta)
-            stamp_ir(model, new_meta)
-            save_ir(model, staged)
-        else:
-            raise ConversionError(f"graph rewriting is built for ONNX and OpenVINO files, not {fmt}")
-        result = check(staged)
-        with atomic_paths(*FORMATS[fmt].paths(target)) as temps:
-            for src, tmp_path in zip(FORMATS[fmt].paths(staged), temps):
-                shutil.copyfile(src, tmp_path)
-    return target, result
 
 
 def decode_in_graph(path: str | Path, out_path: str | Path | None = None) -> tuple[Path, dict[str, float]]:

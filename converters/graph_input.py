@@ -107,7 +107,7 @@ def _openvino_model(model, meta: ModelMetadata):
 
 
 def _check_equal(original: Path, changed: Path, meta: ModelMetadata) -> float:
-    from .graph_decode import reference_crops
+    from .graph_rewrite import reference_crops
 
     crops = reference_crops(meta)
     before, after = open_backend(original, threads=1), open_backend(changed, threads=1)
@@ -128,7 +128,7 @@ def _check_equal(original: Path, changed: Path, meta: ModelMetadata) -> float:
 
 def normalise_in_graph(path: str | Path, out_path: str | Path | None = None) -> tuple[Path, float]:
     """Write ``out_path`` (default: ``path`` itself, atomically) taking raw BGR pixels; ONNX and OpenVINO."""
-    from .graph_decode import rewrite_model
+    from .graph_rewrite import rewrite_model
 
     path = Path(path)
     meta = open_backend(path, threads=1).metadata

@@ -21,7 +21,7 @@ RUNS, WARMUP = 60, 10
 
 
 def _tensor(meta) -> np.ndarray:
-    from .graph_decode import reference_tensors
+    from .graph_rewrite import reference_tensors
 
     return reference_tensors(meta, count=1)
 

@@ -26,13 +26,13 @@ from .pipnet import decode_pipnet, pipnet_neighbour_tables
 from .regression import decode_regression
 
 DecodeFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+ConfidenceRule = Callable[[np.ndarray], np.ndarray]
 
 # A file whose graph already ends in its decoder (``converters.graph_decode``) says so with this decoder
 # parameter and returns the decoder's result as outputs with these roles: (N, L, 2) points in input
 # pixels and (N, L) scores, identical to what the numpy function would compute from its maps.
 IN_GRAPH = "in_graph"
 IN_GRAPH_ROLES = ("points", "point_scores")
-ConfidenceRule = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
