@@ -26,7 +26,7 @@ import numpy as np
 
 from landmarkdata.datasets import DEFAULT_DATASET, LABEL_SETS
 
-from .latency import current_rss_mb, measure, peak_rss_mb
+from .latency import current_rss_mb, measure_interleaved, peak_rss_mb
 from .paths import display_path
 from .report import SCHEMA_VERSION, load_results, save_results, write_report
 
@@ -250,7 +250,7 @@ def _missing_cells(record: dict[str, Any] | None, cfg: BenchConfig, detecting: b
     if record is None or cfg.force:
         return grid
     have = {(c["threads"], c["batch"]) for c in record.get("latency", [])
-            if c.get("runs") == cfg.runs and c.get("warmup") == cfg.warmup}
+            if c.get("runs") == cfg.runs and c.get("warmup") == cfg.warmup and c.get("timing") == TIMING}
     return [cell for cell in grid if cell not in have]
 
 
@@ -294,17 +294,22 @@ def _open_predictor(job: dict[str, Any], threads: int, max_batch: int):
     return Predictor(job["file"], options=PredictorOptions(threads=threads, max_batch=max_batch))
 
 
+# How raw and predict calls are timed: in turns (benchmarks.latency.time_interleaved). Cells timed
+# otherwise (earlier runs timed them in two blocks) are measured again.
+TIMING = "interleaved"
+
+
 def _latency_cell(predictor, image: np.ndarray, box: np.ndarray | None, threads: int, batch: int, runs: int,
                   warmup: int) -> dict[str, Any]:
     """Raw call and whole predict on ``batch`` copies of ``box`` (``box=None``: predict(image) finds the faces)."""
     from .peer_rows import raw_and_predict
 
     boxes = None if box is None else np.repeat(box[None].astype(np.float32), batch, axis=0)
-    cell: dict[str, Any] = {"threads": threads, "batch": batch, "runs": runs, "warmup": warmup}
+    cell: dict[str, Any] = {"threads": threads, "batch": batch, "runs": runs, "warmup": warmup, "timing": TIMING}
     if box is None:
         cell["frame"] = f"{image.shape[1]}x{image.shape[0]}"
     try:
-        raw, full = raw_and_predict(predictor, image, boxes, measure, runs, warmup)
+        raw, full = raw_and_predict(predictor, image, boxes, measure_interleaved, runs, warmup)
     except Exception as exc:  # a runtime that cannot run this batch size (static shapes) is a result too
         cell["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         return cell

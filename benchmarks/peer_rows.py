@@ -95,8 +95,10 @@ def camera_frame() -> np.ndarray:
     return frame_640x480(cv2.imread(str(SAMPLE)))
 
 
-def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, measure, runs: int, warmup: int):
-    """(raw, predict) latency stats of one row: ``boxes=None`` times the detecting path on ``image``."""
+def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, measure_interleaved, runs: int,
+                    warmup: int):
+    """(raw, predict) latency stats of one row, their calls interleaved (``benchmarks.latency.time_interleaved``):
+    ``boxes=None`` times the detecting path on ``image``."""
     from sdk.preprocess import prepare_batch
 
     call_boxes = boxes
@@ -111,8 +113,7 @@ def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, meas
         meta = predictor.metadata
         tensor, _ = prepare_batch(image, call_boxes, meta.input, meta.crop)
         raw_fn = lambda: predictor.backend.run(tensor)  # noqa: E731
-    raw = measure(raw_fn, runs, warmup)
-    full = measure(lambda: predictor.predict(image, boxes), runs, warmup)
+    raw, full = measure_interleaved([raw_fn, lambda: predictor.predict(image, boxes)], runs, warmup)
     return raw, full
 
 

@@ -61,9 +61,10 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="rewrite SOURCE's metadata (any format) in the current schema in place and exit; "
                         "older files are read without it, this makes the file itself current")
     p.add_argument("--decode-in-graph", action="store_true",
-                   help="append the H3R top-k decoder to the ONNX / OpenVINO files' graphs (the runtime decodes in "
-                        "native code; checked against the numpy decoder to 1e-4 px). With a .onnx/.xml SOURCE and "
-                        "no --to: rewrite that file in place")
+                   help="append the H3R top-k decoder to the ONNX / OpenVINO / TFLite files' graphs (the runtime "
+                        "decodes in native code; checked against the numpy decoder to 1e-4 px; OpenVINO INT8 files "
+                        "keep their maps, where it is slower). With a .onnx/.xml/.tflite SOURCE and no --to: "
+                        "rewrite that file in place")
     p.add_argument("--normalise-in-graph", action="store_true",
                    help="move the pixel normalisation into the ONNX / OpenVINO files' graphs (they then take BGR "
                         "crops as float pixels, NHWC; checked against the original). With a .onnx/.xml SOURCE and "
@@ -71,16 +72,26 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _rewrite_graph(path: Path, decode: bool, normalise: bool) -> list[str]:
-    """Move the decoder and/or the normalisation into a written ONNX / OpenVINO file; what was done, in words."""
+def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = None,
+                   precision: str | None = None) -> list[str]:
+    """Move the decoder and/or the normalisation into a written file; what was done, in words.
+
+    ``fmt`` / ``precision`` given (files ``convert`` just wrote): the rewrites not built or not worth it for
+    that kind of file are skipped with the reason, not failed."""
+    from .graph_decode import NOT_IN_GRAPH
+
     done = []
-    if decode:
+    if decode and (fmt, precision) in NOT_IN_GRAPH:
+        done.append(f"decoder kept out of the graph: {NOT_IN_GRAPH[(fmt, precision)]}")
+    elif decode:
         from .graph_decode import decode_in_graph
 
         _, check = decode_in_graph(path)
         done.append(f"decoder now in the graph (max difference to numpy decoding {check['max_point_diff_px']:.2g} px "
                     f"on {check['faces']} face crops)")
-    if normalise:
+    if normalise and fmt == "tflite":
+        done.append("normalisation kept in numpy (in a TFLite graph it measured slower)")
+    elif normalise:
         from .graph_input import normalise_in_graph
 
         _, worst = normalise_in_graph(path)
@@ -119,10 +130,14 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"{args.source}: face confidence {verdict}; false reject {m['false_reject_pct']} % of "
               f"{m['faces']} faces, false accept {m['false_accept_pct']} % of {m['face_free_boxes']} face-free boxes")
         return 0
-    in_place = (not args.int8 and args.to == ["onnx"] and Path(args.source).suffix.lower() in (".onnx", ".xml")
-                and _embedded_metadata(args.source))
+    in_place = (not args.int8 and args.to == ["onnx"]
+                and Path(args.source).suffix.lower() in (".onnx", ".xml", ".tflite") and _embedded_metadata(args.source))
     if (args.decode_in_graph or args.normalise_in_graph) and in_place:
-        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph):
+        from sdk.backends import open_backend
+        from sdk.formats import format_of
+
+        kind = (format_of(args.source).name, open_backend(args.source, threads=1).metadata.provenance.precision)
+        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph, *kind):
             print(f"{args.source}: {line}")
         return 0
     if args.upgrade:
@@ -178,9 +193,12 @@ def run_convert(args: argparse.Namespace) -> int:
                 failures.append(f"{fmt} {precision}: {exc}")
                 bar.update()
                 continue
-            if (args.decode_in_graph or args.normalise_in_graph) and fmt in ("onnx", "openvino"):
+            if args.decode_in_graph or args.normalise_in_graph:
                 try:
-                    _rewrite_graph(result.path, args.decode_in_graph, args.normalise_in_graph)
+                    for line in _rewrite_graph(result.path, args.decode_in_graph, args.normalise_in_graph, fmt,
+                                               precision):
+                        if not args.json:
+                            print(f"{result.path}: {line}", file=sys.stderr)
                 except ConversionError as exc:
                     failures.append(f"{fmt} {precision} graph rewrite: {exc}")
             if precision == "fp32":

@@ -28,22 +28,29 @@ from .graph_rewrite import reference_tensors, rewrite_model
 from .source import ConversionError
 
 GRAPH_DECODERS = ("h3r_topk",)
+# (format, precision) whose files keep their maps, and why (measured).
+NOT_IN_GRAPH = {
+    ("openvino", "int8"): "OpenVINO's TopK, asked for the lower-index order on ties, takes 4.5 ms on an INT8 file's "
+                          "heat map (quantized to few levels: full of ties) where the whole network takes 1.7 ms "
+                          "(PERF_COUNT, H3R-160, 1 thread); the numpy decoder is faster there",
+}
 POINTS_NAME, SCORES_NAME = "edgemark_points", "edgemark_point_scores"
 MAX_POINT_DIFF_PX = 1e-4
 MAX_SCORE_DIFF = 1e-5
 
 
-def _check_decodable(meta: ModelMetadata) -> tuple[OutputSpec, int, float, int, int]:
+def _check_decodable(meta: ModelMetadata, layouts: tuple[str, ...] = ("nchw",)
+                     ) -> tuple[OutputSpec, int, float, int, int]:
     if meta.decoder.params.get(IN_GRAPH):
         raise ConversionError("the file already decodes in its graph")
     if meta.decoder.name not in GRAPH_DECODERS:
         raise ConversionError(f"decoding in the graph is built for {list(GRAPH_DECODERS)}, not {meta.decoder.name!r}")
     (heatmap,) = [o for o in meta.outputs if o.role == "heatmap"]
-    if heatmap.layout != "nchw" or heatmap.shape is None or len(heatmap.shape) != 3 or None in heatmap.shape:
-        raise ConversionError(f"output {heatmap.name!r} must be a static NCHW heat map, got {heatmap.shape} "
-                              f"({heatmap.layout})")
+    if heatmap.layout not in layouts or heatmap.shape is None or len(heatmap.shape) != 3 or None in heatmap.shape:
+        raise ConversionError(f"output {heatmap.name!r} must be a static {'/'.join(x.upper() for x in layouts)} "
+                              f"heat map, got {heatmap.shape} ({heatmap.layout})")
     params = {"topk": 9, **meta.decoder.params}
-    _, h, w = heatmap.shape
+    h, w = heatmap.shape[1:] if heatmap.layout == "nchw" else heatmap.shape[:2]
     return heatmap, int(params["topk"]), float(params["stride"]), int(h), int(w)
 
 
@@ -154,6 +161,72 @@ def _openvino_model(model, meta: ModelMetadata):
     return ov.Model([points.output(0), scores.output(0)], model.get_parameters(), model.get_friendly_name())
 
 
+def _tflite_graph(model_obj, meta: ModelMetadata):
+    """The parsed .tflite with the same decoder appended (builtin ops) and only points / scores as outputs.
+
+    TOPK_V2 orders equal values by lower index, the rule the numpy decoder follows (checked on real
+    crops before the file is written, INT8 maps with their ties included)."""
+    from .tflite_graph import GraphEditor
+
+    heatmap, k, stride, h, w = _check_decodable(meta, ("nchw", "nhwc"))
+    g = GraphEditor(model_obj)
+    maps = g.tensor_index(heatmap.name)
+    if maps not in [int(i) for i in g.graph.outputs] or not g.is_float32(maps):
+        raise ConversionError(f"the TFLite graph has no float32 output {heatmap.name!r}")
+    shape = g.tensor_shape(maps)
+    if len(shape) != 4 or shape[0] < 1:
+        raise ConversionError(f"output {heatmap.name!r} must have a static batch, got shape {shape}")
+    n, points = shape[0], meta.scheme.num_points
+    p = "edgemark_decode/"
+    if heatmap.layout == "nhwc":
+        nchw = g.tensor(p + "maps_nchw", (n, points, h, w))
+        g.op("TRANSPOSE", [maps, g.constant(p + "to_nchw", [0, 3, 1, 2], np.int32)], [nchw])
+        maps = nchw
+    last = g.constant(p + "last_axis", [2], np.int32)
+    flat = g.tensor(p + "flat", (n, points, h * w))
+    g.op("RESHAPE", [maps, g.constant(p + "shape", [n, points, h * w], np.int32)], [flat], "ReshapeOptions",
+         newShape=[n, points, h * w])
+    vals, idx = g.tensor(p + "vals", (n, points, k)), g.tensor(p + "idx", (n, points, k), np.int32)
+    g.op("TOPK_V2", [flat, g.constant(p + "k", k, np.int32)], [vals, idx], "TopKV2Options")
+    peak = g.tensor(p + "peak", (n, points, 1))
+    g.op("REDUCE_MAX", [vals, last], [peak], "ReducerOptions", keepDims=True)
+    shifted, top = g.tensor(p + "vals_shifted", (n, points, k)), g.tensor(p + "top", (n, points, k))
+    g.op("SUB", [vals, peak], [shifted], "SubOptions")
+    g.op("EXP", [shifted], [top], "ExpOptions")
+    top_sum = g.tensor(p + "top_sum", (n, points, 1))
+    g.op("SUM", [top, last], [top_sum], "ReducerOptions", keepDims=True)
+    weights = g.tensor(p + "weights", (n, points, k))
+    g.op("DIV", [top, top_sum], [weights], "DivOptions")
+    width = g.constant(p + "width", w, np.int32)
+    xy = []
+    for name, int_op in (("col", "FLOOR_MOD"), ("row", "FLOOR_DIV")):
+        as_int, as_float = g.tensor(p + name + "_i", (n, points, k), np.int32), g.tensor(p + name, (n, points, k))
+        g.op(int_op, [idx, width], [as_int], "FloorModOptions" if int_op == "FLOOR_MOD" else "FloorDivOptions")
+        g.op("CAST", [as_int], [as_float], "CastOptions", inDataType=g._type_code("INT32"),
+             outDataType=g._type_code("FLOAT32"))
+        weighted, total = g.tensor(p + "w" + name, (n, points, k)), g.tensor(p + name + "_mean", (n, points, 1))
+        g.op("MUL", [weights, as_float], [weighted], "MulOptions")
+        g.op("SUM", [weighted, last], [total], "ReducerOptions", keepDims=True)
+        xy.append(total)
+    cells = g.tensor(p + "xy", (n, points, 2))
+    g.op("CONCATENATION", xy, [cells], "ConcatenationOptions", axis=2)
+    points_out = g.tensor(POINTS_NAME, (n, points, 2))
+    g.op("MUL", [cells, g.constant(p + "stride", stride, np.float32)], [points_out], "MulOptions")
+    # The mass's denominator Σ_all e^(v - peak) is 1 / (the largest softmax probability): TFLite's
+    # SOFTMAX kernel is vectorised where a SUB + EXP + SUM over the whole map runs in reference kernels.
+    probs, p_max = g.tensor(p + "probs", (n, points, h * w)), g.tensor(p + "p_max", (n, points, 1))
+    g.op("SOFTMAX", [flat], [probs], "SoftmaxOptions", beta=1.0)
+    g.op("REDUCE_MAX", [probs, last], [p_max], "ReducerOptions", keepDims=True)
+    mass = g.tensor(p + "mass", (n, points, 1))
+    g.op("MUL", [top_sum, p_max], [mass], "MulOptions")
+    top_mass = g.tensor(p + "top_mass", (n, points))
+    g.op("RESHAPE", [mass, g.constant(p + "mass_shape", [n, points], np.int32)], [top_mass], "ReshapeOptions",
+         newShape=[n, points])
+    g.graph.tensors[top_mass].name = SCORES_NAME.encode()
+    g.set_outputs([points_out, top_mass])
+    return model_obj
+
+
 def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str, float]:
     """The decoded file's points/scores against the numpy decoder on the original file's maps."""
     tensor = reference_tensors(meta)
@@ -173,12 +246,16 @@ def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str
 def decode_in_graph(path: str | Path, out_path: str | Path | None = None) -> tuple[Path, dict[str, float]]:
     """Write ``out_path`` (default: ``path`` itself, atomically) with the decoder inside its graph.
 
-    ONNX and OpenVINO files; returns the written path and the measured difference to numpy decoding.
+    ONNX, OpenVINO and TFLite files; returns the written path and the measured difference to numpy decoding.
     """
     path = Path(path)
     meta = open_backend(path, threads=1).metadata
     fmt = format_of(path).name
-    if fmt not in ("onnx", "openvino"):
-        raise ConversionError(f"decoding in the graph is built for ONNX and OpenVINO files, not {fmt}")
-    return rewrite_model(path, out_path, decoded_metadata(meta), _onnx_graph if fmt == "onnx" else _openvino_model,
-                         meta, lambda staged: _check_equal(path, staged, meta))
+    reason = NOT_IN_GRAPH.get((fmt, meta.provenance.precision))
+    if reason:
+        raise ConversionError(f"not decoding in the graph of a {fmt} {meta.provenance.precision} file: {reason}")
+    transforms = {"onnx": _onnx_graph, "openvino": _openvino_model, "tflite": _tflite_graph}
+    if fmt not in transforms:
+        raise ConversionError(f"decoding in the graph is built for ONNX, OpenVINO and TFLite files, not {fmt}")
+    return rewrite_model(path, out_path, decoded_metadata(meta), transforms[fmt], meta,
+                         lambda staged: _check_equal(path, staged, meta))

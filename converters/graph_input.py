@@ -19,6 +19,7 @@ from sdk.formats import format_of
 from sdk.metadata import InputSpec, ModelMetadata
 from sdk.preprocess import normalise
 
+from .graph_rewrite import reference_crops, rewrite_model
 from .source import ConversionError
 
 PIXELS_NAME = "edgemark_pixels"
@@ -107,8 +108,6 @@ def _openvino_model(model, meta: ModelMetadata):
 
 
 def _check_equal(original: Path, changed: Path, meta: ModelMetadata) -> float:
-    from .graph_rewrite import reference_crops
-
     crops = reference_crops(meta)
     before, after = open_backend(original, threads=1), open_backend(changed, threads=1)
     want = before.run(normalise(crops, meta.input))
@@ -127,9 +126,10 @@ def _check_equal(original: Path, changed: Path, meta: ModelMetadata) -> float:
 
 
 def normalise_in_graph(path: str | Path, out_path: str | Path | None = None) -> tuple[Path, float]:
-    """Write ``out_path`` (default: ``path`` itself, atomically) taking raw BGR pixels; ONNX and OpenVINO."""
-    from .graph_rewrite import rewrite_model
+    """Write ``out_path`` (default: ``path`` itself, atomically) taking raw BGR pixels; ONNX and OpenVINO.
 
+    Not TFLite: measured on the bundled default's TFLite files, the same operators in front of the
+    network made the raw call 0.26–0.38 ms slower, more than the numpy normalisation they replace."""
     path = Path(path)
     meta = open_backend(path, threads=1).metadata
     new_meta = pixels_metadata(meta)

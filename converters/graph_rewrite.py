@@ -1,4 +1,4 @@
-"""Rewriting a written ONNX / OpenVINO file's graph safely: real face crops to check a rewrite on, and
+"""Rewriting a written ONNX / OpenVINO / TFLite file's graph safely: real face crops to check a rewrite on, and
 one staged, checked, atomic replacement (``converters.graph_decode``, ``converters.graph_input``)."""
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def reference_tensors(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np
 
 def rewrite_model(path: Path, out_path: str | Path | None, new_meta: ModelMetadata, transform: Callable,
                   meta: ModelMetadata, check: Callable[[Path], Any]) -> tuple[Path, Any]:
-    """Stage ``transform(model, meta)`` of an ONNX / OpenVINO file with ``new_meta``, ``check`` the staged
+    """Stage ``transform(model, meta)`` of an ONNX / OpenVINO / TFLite file with ``new_meta``, ``check`` the staged
     file, then replace ``out_path`` (default ``path``) with it atomically (all of its files or none)."""
     import shutil
     import tempfile
@@ -70,8 +70,12 @@ def rewrite_model(path: Path, out_path: str | Path | None, new_meta: ModelMetada
             model = transform(import_openvino().Core().read_model(str(path)), meta)
             stamp_ir(model, new_meta)
             save_ir(model, staged)
+        elif fmt == "tflite":
+            from .to_tflite import rewrite_tflite
+
+            rewrite_tflite(path.read_bytes(), staged, lambda model_obj: transform(model_obj, meta), new_meta)
         else:
-            raise ConversionError(f"graph rewriting is built for ONNX and OpenVINO files, not {fmt}")
+            raise ConversionError(f"graph rewriting is built for ONNX, OpenVINO and TFLite files, not {fmt}")
         result = check(staged)
         with atomic_paths(*FORMATS[fmt].paths(target)) as temps:
             for src, tmp_path in zip(FORMATS[fmt].paths(staged), temps):

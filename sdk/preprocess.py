@@ -41,12 +41,28 @@ MAX_COORDINATE = 1e7
 
 
 def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Boxes as float32 (F, 4) ``[x1, y1, x2, y2]``; empty, inverted, non-finite or off-image boxes are errors."""
+    """Boxes as float32 (F, 4) ``[x1, y1, x2, y2]``; empty, inverted, non-finite or off-image boxes are errors.
+
+    One combined test on the usual (valid) input; the reason is worked out only when it fails.
+    """
     arr = np.asarray(boxes, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise InputError(f"boxes must be (faces, 4) [x1, y1, x2, y2], got shape {np.shape(boxes)}")
+    w, h = arr[:, 2] - arr[:, 0], arr[:, 3] - arr[:, 1]
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(arr) <= MAX_COORDINATE).all(axis=1) & (w > 0) & (h > 0)  # False for NaN too
+        if image_shape is not None:
+            ih, iw = image_shape[:2]
+            ok &= (arr[:, 2] >= 0) & (arr[:, 3] >= 0) & (arr[:, 0] <= iw - 1) & (arr[:, 1] <= ih - 1)
+    if not ok.all():
+        _explain_bad_boxes(arr, image_shape)
+    return arr.astype(np.float32)
+
+
+def _explain_bad_boxes(arr: np.ndarray, image_shape: tuple[int, ...] | None) -> None:
+    """Raise the InputError naming the first problem of boxes that failed ``validate_boxes``' test."""
     if not np.isfinite(arr).all():
         raise InputError("boxes contain NaN or infinite values")
     if np.abs(arr).max(initial=0.0) > MAX_COORDINATE:
@@ -55,12 +71,9 @@ def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None
     bad = np.flatnonzero((w <= 0) | (h <= 0))
     if bad.size:
         raise InputError(f"box {int(bad[0])} is empty or inverted: {arr[bad[0]].tolist()} (need x2 > x1 and y2 > y1)")
-    if image_shape is not None:
-        ih, iw = image_shape[:2]
-        off = np.flatnonzero((arr[:, 2] < 0) | (arr[:, 3] < 0) | (arr[:, 0] > iw - 1) | (arr[:, 1] > ih - 1))
-        if off.size:
-            raise InputError(f"box {int(off[0])} {arr[off[0]].tolist()} lies entirely outside the {iw}x{ih} image")
-    return arr.astype(np.float32)
+    ih, iw = image_shape[:2]
+    off = np.flatnonzero((arr[:, 2] < 0) | (arr[:, 3] < 0) | (arr[:, 0] > iw - 1) | (arr[:, 1] > ih - 1))
+    raise InputError(f"box {int(off[0])} {arr[off[0]].tolist()} lies entirely outside the {iw}x{ih} image")
 
 
 def crop_regions(boxes: np.ndarray, rule: CropRule) -> np.ndarray:
@@ -122,15 +135,12 @@ def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: f
     crop rule's offset added to mapped-back points (the inverse subtracts it).
     """
     r = np.asarray(regions, dtype=np.float64)
-    cx, cy = r[:, 0], r[:, 1]
-    side_x = r[:, 2]
-    side_y = r[:, 3] if r.shape[1] > 3 else r[:, 2]
-    sx, sy = width / side_x, height / side_y
+    centre, side = r[:, :2], (r[:, 2:4] if r.shape[1] > 3 else r[:, [2, 2]])
+    scale = np.array([width, height], dtype=np.float64) / side
+    shift = (side / 2 - centre - map_offset_px) * scale - 0.5
     m = np.zeros((len(r), 2, 3), dtype=np.float64)
-    m[:, 0, 0] = sx
-    m[:, 0, 2] = (side_x / 2 - cx - map_offset_px) * sx - 0.5
-    m[:, 1, 1] = sy
-    m[:, 1, 2] = (side_y / 2 - cy - map_offset_px) * sy - 0.5
+    m[:, [0, 1], [0, 1]] = scale
+    m[:, :, 2] = shift
     return m
 
 
@@ -171,10 +181,16 @@ def warp_faces(image: np.ndarray, matrices: np.ndarray, width: int, height: int)
 MAX_CONTENT_RATIO = 16
 
 
-def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: int, height: int) -> np.ndarray:
-    """(F, H, W, 3) uint8 network crops of the regions (already clipped when ``rule.clip``) as the rule samples them."""
+def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: int, height: int,
+                 matrices: np.ndarray | None = None) -> np.ndarray:
+    """(F, H, W, 3) uint8 network crops of the regions (already clipped when ``rule.clip``) as the rule samples them.
+
+    ``matrices``: the regions' ``warp_matrices`` (no offset) when the caller has them already.
+    """
     if rule.rounding == "none" and rule.resize == "bilinear":
-        return warp_faces(image, warp_matrices(regions, width, height), width, height)
+        if matrices is None:
+            matrices = warp_matrices(regions, width, height)
+        return warp_faces(image, matrices, width, height)
     if rule.rounding == "none":  # antialias over a float region: PIL's resize with a float box is not offered
         raise InputError("crop.resize 'antialias' needs whole-pixel regions (crop.rounding 'round' or 'floor')")
     spans = content_spans(regions, rule.rounding)
@@ -249,6 +265,8 @@ def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: C
     regions = crop_regions(boxes, rule)
     if rule.clip:
         regions = clip_regions(regions, image.shape)
-    matrices = warp_matrices(regions, spec.width, spec.height, rule.map_offset_px)
-    crops = sample_faces(image, regions, rule, spec.width, spec.height)
+    sampling = warp_matrices(regions, spec.width, spec.height)
+    matrices = sampling if rule.map_offset_px == 0 else warp_matrices(regions, spec.width, spec.height,
+                                                                      rule.map_offset_px)
+    crops = sample_faces(image, regions, rule, spec.width, spec.height, sampling)
     return normalise(crops, spec, image_color), matrices

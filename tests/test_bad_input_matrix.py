@@ -111,13 +111,24 @@ def set_path(d: dict, dotted: str, value: Any) -> None:
 
 
 def tflite_with_stride(stride: int) -> Path:
-    """The bundled TFLite file (it returns heat maps) with another decoder stride in its metadata."""
-    from converters.api import restamp  # the converter stack writes metadata into TFLite files
+    """The bundled TFLite file returning its heat maps (the in-graph decoder's outputs dropped: the maps are
+    still a tensor of its graph) with another decoder stride in its metadata."""
+    from converters.tflite_graph import GraphEditor
+    from converters.to_tflite import rewrite_tflite
+    from sdk.decoders import IN_GRAPH
+    from sdk.metadata import OutputSpec
 
     path = workdir() / f"stride{stride}.tflite"
-    path.write_bytes(default_model_path("tflite").read_bytes())
-    meta = Predictor(path).metadata
-    restamp(path, meta.replace(decoder=type(meta.decoder)(meta.decoder.name, {**meta.decoder.params, "stride": stride})))
+    meta = Predictor(default_model_path("tflite")).metadata
+    params = {k: v for k, v in meta.decoder.params.items() if k != IN_GRAPH}
+    maps_meta = meta.replace(outputs=(OutputSpec("heatmap", "heatmap", (meta.scheme.num_points, 32, 32), "nchw"),),
+                             decoder=type(meta.decoder)(meta.decoder.name, {**params, "stride": stride}))
+
+    def maps_out(model_obj) -> None:
+        g = GraphEditor(model_obj)
+        g.set_outputs([g.tensor_index("heatmap")])
+
+    rewrite_tflite(default_model_path("tflite").read_bytes(), path, maps_out, maps_meta)
     return path
 
 

@@ -416,3 +416,23 @@ def test_a_tflite_without_signature_gets_one_when_written(tmp_path):
     restamp_tflite(bare, open_backend(src).metadata)
     sigs = Interpreter(str(bare)).get_signature_list()
     assert list(sigs) == ["serving_default"] and len(sigs["serving_default"]["inputs"]) == 1
+
+
+@pytest.mark.parametrize("key", [("onnx2tf", "fp32"), ("litert-torch", "fp32"), ("litert-torch", "fp16")],
+                         ids=["onnx2tf-fp32", "litert-torch-fp32", "litert-torch-fp16"])
+def test_tflite_decoding_in_its_graph_predicts_the_same(tiny, key, tmp_path):
+    """``decode_in_graph`` on each TFLite writer's file (NHWC maps from onnx2tf, NCHW from litert-torch)."""
+    from converters.graph_decode import decode_in_graph
+    from sdk.decoders import IN_GRAPH
+    from sdk.predictor import Predictor
+
+    image = (np.random.default_rng(1).integers(0, 255, (200, 240, 3))).astype(np.uint8)
+    boxes = [[40, 30, 160, 170], [100, 50, 200, 180]]
+    decoded, check = decode_in_graph(tiny.paths[key], tmp_path / "decoded.tflite")
+    assert check["max_point_diff_px"] <= 1e-4
+    before, after = Predictor(tiny.paths[key], threads=1), Predictor(decoded, threads=1)
+    assert after.metadata.decoder.params[IN_GRAPH] is True
+    assert [o.role for o in after.metadata.outputs] == ["points", "point_scores"]
+    a, b = before.predict(image, boxes), after.predict(image, boxes)
+    assert np.abs(a.landmarks - b.landmarks).max() <= 1e-3
+    assert np.abs(a.face_confidence - b.face_confidence).max() <= 1e-5

@@ -168,3 +168,63 @@ def test_int8_speedup_measurement_shape(tiny_onnx):
     assert cell["fp32_ms"] > 0 and cell["int8_ms"] > 0 and cell["speedup"] == pytest.approx(
         cell["fp32_ms"] / cell["int8_ms"], rel=1e-2)
     assert isinstance(s["not_faster"], bool) and "1t" in speedup_text(s)
+
+
+def _maps_only_tflite(meta, batch: int) -> bytes:
+    """A .tflite whose graph is one RESHAPE (maps in → the ``heatmap`` output): the decoder appended to it
+    then sees exactly the maps a test feeds in."""
+    pytest.importorskip("tensorflow", reason="TFLite files are edited with TensorFlow's flatbuffer utilities")
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from converters.tflite_graph import GraphEditor
+
+    model = schema.ModelT()
+    model.version = 3
+    model.buffers = [schema.BufferT()]
+    model.operatorCodes = []
+    graph = schema.SubGraphT()
+    graph.tensors, graph.operators = [], []
+    model.subgraphs = [graph]
+    g = GraphEditor(model)
+    (spec,) = meta.outputs
+    shape = (batch, *spec.shape)
+    maps_in, maps_out = g.tensor("maps_in", shape), g.tensor(spec.name, shape)
+    g.op("RESHAPE", [maps_in, g.constant("shape", shape, np.int32)], [maps_out], "ReshapeOptions",
+         newShape=list(shape))
+    graph.inputs, graph.outputs = np.array([maps_in], np.int32), np.array([maps_out], np.int32)
+    from converters.graph_decode import _tflite_graph
+
+    _tflite_graph(model, meta)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+@pytest.mark.parametrize("kind", ["peaked", "quantized", "constant"])
+def test_tflite_in_graph_decoder_equals_numpy_ties_included(runtime_onnx, kind):
+    """TOPK_V2 in the appended TFLite decoder picks the cells the numpy decoder picks, ties to the lower index."""
+    litert = pytest.importorskip("ai_edge_litert.interpreter", reason="runs the decoder on LiteRT")
+    from sdk.backends import open_backend
+    from sdk.metadata import DecoderSpec, OutputSpec
+
+    meta = open_backend(runtime_onnx).metadata.replace(
+        outputs=(OutputSpec("heatmap", "heatmap", (98, 32, 32), "nchw"),),
+        decoder=DecoderSpec("h3r_topk", {"stride": 4, "topk": 9}))
+    rng = np.random.default_rng(5)
+    maps = _peaked_maps(rng, 2 * 98)
+    if kind == "quantized":  # few levels, as an INT8 file's dequantized map: ties at the k-th value
+        maps = np.round(maps / np.ptp(maps, axis=1, keepdims=True) * 12) / 4
+    elif kind == "constant":
+        maps = np.zeros_like(maps)
+    maps = maps.reshape(2, 98, 32, 32).astype(np.float32)
+    interpreter = litert.Interpreter(model_content=_maps_only_tflite(meta, 2))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], maps)
+    interpreter.invoke()
+    out = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    pts, mass = decode_h3r_topk(maps, stride=4, topk=9)
+    if kind == "quantized":
+        flat = maps.reshape(-1, 1024)
+        kth = -np.sort(-flat, axis=1)[:, 8]
+        assert (np.count_nonzero(flat >= kth[:, None], axis=1) > 9).sum() > 20  # ties do decide here
+    assert np.abs(out["edgemark_points"] - pts).max() <= 1e-4
+    assert np.abs(out["edgemark_point_scores"] - mass).max() <= 1e-5

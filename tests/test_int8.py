@@ -176,6 +176,29 @@ def test_float_scope_grows_from_the_output():
         assert after <= keep
 
 
+def test_float_head_grows_from_the_input():
+    s = _graph()
+    assert s.float_nodes(0, head=1) == ["c1"]
+    assert s.float_nodes(0, head=2) == ["c1", "c2", "add"]  # add's longest path from the input runs through c2
+    assert s.float_nodes(1, head=1) == ["c1", "add", "c3", "slice"]  # tail and head together, in graph order
+    assert s.describe(1, 1) == "last 1 compute level(s) + first 1 in float (2 of 3 conv/matmul layers)"
+    for head in range(4):  # closed upstream: nothing before a float node is quantized on its way there
+        keep = set(s.float_nodes(0, head))
+        producers = {t: n.name for n in s.nodes for t in n.outputs}
+        before = {producers[t] for n in s.nodes if n.name in keep for t in n.inputs if t in producers}
+        assert before <= keep
+
+
+def test_the_ladder_tries_each_tail_with_and_without_a_float_head():
+    from converters.int8.search import HEAD_LEVEL, Int8Options, ladder
+
+    rungs = [(r.float_level, r.float_head) for r in ladder(Int8Options(), "onnxruntime", 4)]
+    assert rungs == [(0, 0), (0, HEAD_LEVEL), (1, 0), (1, HEAD_LEVEL), (2, 0), (2, HEAD_LEVEL), (3, 0),
+                     (3, HEAD_LEVEL)]
+    assert [r.float_head for r in ladder(Int8Options(levels=(0, 1)), "onnxruntime", 4)] == [0, 0]
+    assert ladder(Int8Options(), "onnxruntime", 4)[1].name == "minmax/float0+head2/pc/float-io"
+
+
 def test_float_scope_on_h3r_graph(tiny_source):
     import onnx
 
@@ -189,6 +212,8 @@ def test_float_scope_on_h3r_graph(tiny_source):
     assert convs[-1].output[0] in {o.name for o in model.graph.output}
     assert sorted(scope.float_compute(2)) == sorted([convs[-2].name, convs[-1].name])
     assert len(scope.float_compute(5)) == 5 and scope.max_level > 10
+    assert scope.float_compute(0, head=1) == [convs[0].name]  # the stem conv reads the input
+    assert scope.float_compute(0, head=2) == [convs[0].name, convs[1].name]
 
 
 # --------------------------------------------------------------------------- INT8 files

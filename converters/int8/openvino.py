@@ -43,7 +43,7 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
         raise ValueError("OpenVINO INT8 models keep float inputs/outputs; int8 I/O is a TFLite option")
     model = ov.convert_model(str(fp32_onnx))
     scope = openvino_scope(model)
-    ignored = scope.float_compute(recipe.float_level)
+    ignored = scope.float_compute(recipe.float_level, recipe.float_head)
     advanced = AdvancedQuantizationParameters(
         quantize_outputs=recipe.quantize_outputs and recipe.float_level == 0,
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet, _ESTIMATORS[recipe.calibration]))
@@ -61,7 +61,7 @@ def quantize_openvino(fp32_onnx: str | Path, xml_path: str | Path, calibration: 
     meta = stamp_ir(quantized, meta)
     xml_path = Path(xml_path)
     save_ir(quantized, xml_path)
-    details = {"float_nodes": ignored, "scope": scope.describe(recipe.float_level), "max_level": scope.max_level,
+    details = {"float_nodes": ignored, "scope": scope.describe(recipe.float_level, recipe.float_head), "max_level": scope.max_level,
                "quantize_outputs": advanced.quantize_outputs}
     return xml_path, details, meta
 

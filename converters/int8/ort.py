@@ -72,7 +72,7 @@ class OrtQuantizer:
         if recipe.io != "float":
             raise ValueError("ONNX Runtime QDQ models keep float inputs/outputs; int8 I/O is a TFLite option")
         scope = self.scope()
-        exclude = scope.float_nodes(recipe.float_level)
+        exclude = scope.float_nodes(recipe.float_level, recipe.float_head)
         extra = {"CalibPercentile": float(recipe.percentile)} if recipe.calibration == "percentile" else {}
         act = QuantType.QUInt8 if recipe.activation_type == "uint8" else QuantType.QInt8
         tag = f"{recipe.calibration}{recipe.percentile:g}" if recipe.calibration == "percentile" else recipe.calibration
@@ -87,7 +87,8 @@ class OrtQuantizer:
                         extra_options=extra, calibration_cache_path=self.workdir / f"ranges_{tag}.json")
         save_onnx(embed_metadata(onnx.load(str(q)), meta), out_path)
         q.unlink(missing_ok=True)
-        details = {"float_nodes": scope.float_compute(recipe.float_level), "scope": scope.describe(recipe.float_level),
+        details = {"float_nodes": scope.float_compute(recipe.float_level, recipe.float_head),
+                   "scope": scope.describe(recipe.float_level, recipe.float_head),
                    "max_level": scope.max_level,
                    "quantize_outputs": recipe.float_level == 0}  # a QDQ INT8 output layer always rounds its output
         return Path(out_path), details, meta

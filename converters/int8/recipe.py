@@ -11,6 +11,8 @@ A recipe is plain data so it can be written into the model's metadata
   mean_minmax, mean_percentile (its "quantile"); TFLite / AI Edge Quantizer: minmax, mse).
 * ``float_level`` — how much of the network's end stays in float (see ``scope``): 0 =
   everything INT8 including the output tensor; 1 = the output layer; 2 = the head …
+* ``float_head`` — how many compute levels at the network's start stay in float (``scope``:
+  the stem, where a high-resolution model's INT8 loss was measured to come from); 0 = none.
 * ``quantize_outputs`` — whether the model's output tensors themselves are rounded to an
   INT8 grid (the naive default of most exporters). Only OpenVINO can run the output layer
   in INT8 and still return its full-precision float result; in ONNX Runtime QDQ and TFLite
@@ -33,6 +35,7 @@ class Int8Recipe:
     runtime: str  # the runtime that runs the file, as the format table names it (sdk.formats)
     calibration: str = "minmax"
     float_level: int = 1
+    float_head: int = 0
     per_channel: bool = True
     quantize_outputs: bool = False
     activation_type: str = "uint8"  # ORT only: "uint8" (asymmetric, default) or "int8"
@@ -43,8 +46,8 @@ class Int8Recipe:
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(f"calibration method {self.calibration!r} is not one of {CALIBRATION_METHODS}")
-        if self.float_level < 0:
-            raise ValueError(f"float_level must be >= 0, got {self.float_level}")
+        if self.float_level < 0 or self.float_head < 0:
+            raise ValueError(f"float_level and float_head must be >= 0, got {self.float_level}, {self.float_head}")
         if self.io not in ("float", "int8"):
             raise ValueError(f"io must be 'float' or 'int8', got {self.io!r}")
         if self.activation_type not in ("uint8", "int8"):
@@ -61,7 +64,8 @@ class Int8Recipe:
         if self.label:
             return self.label
         cal = f"percentile{self.percentile:g}" if "percentile" in self.calibration else self.calibration
-        return f"{cal}/float{self.float_level}/{'pc' if self.per_channel else 'pt'}/{self.io}-io"
+        head = f"+head{self.float_head}" if self.float_head else ""
+        return f"{cal}/float{self.float_level}{head}/{'pc' if self.per_channel else 'pt'}/{self.io}-io"
 
 
 def naive_recipe(runtime: str, io: str = "float") -> Int8Recipe:
@@ -80,6 +84,6 @@ def naive_recipe(runtime: str, io: str = "float") -> Int8Recipe:
 DEFAULT_CALIBRATION = {"onnxruntime": "minmax", "openvino": "minmax", "litert": "minmax"}
 
 
-def default_recipe(runtime: str, float_level: int = 1, io: str = "float") -> Int8Recipe:
+def default_recipe(runtime: str, float_level: int = 1, io: str = "float", float_head: int = 0) -> Int8Recipe:
     return Int8Recipe(runtime=runtime, calibration=DEFAULT_CALIBRATION.get(runtime, "minmax"),
-                      float_level=float_level, io=io)
+                      float_level=float_level, float_head=float_head, io=io)

@@ -15,6 +15,13 @@ For H3R-MobileNetV2: level 1 = the last 1×1 conv (and the channel slice), level
 the whole head with the resize/concat neck, level 3, 4, 5 add the last inverted
 residual block's three convolutions one by one. For PIPNet level 1 is its 1×1 heads.
 
+A "float head" is the same rule from the other end: every node gets a ``height``, the
+largest number of compute layers on any path from a graph input to it, itself included;
+head level ``h`` keeps every node of height ≤ h in float (closed upstream, so the input
+is never quantized and de-quantized on its way to a float layer). Measured on
+H3R-256 (README, INT8): its INT8 loss is made in the stem — the first convolution and
+depthwise convolution, at full resolution — not at the end, so no float tail fixes it.
+
 The graph is given as plain nodes so the same rule runs on ONNX, OpenVINO and TFLite
 graphs and yields each runtime's own node names.
 """
@@ -58,6 +65,12 @@ class FloatScope:
             reach += [depth[c.name] for t in n.outputs for c in consumers.get(t, ()) if depth.get(c.name, INF) < INF]
             depth[n.name] = max(reach) + (1 if n.op in self.compute_ops else 0) if reach else INF
         self.depth = depth
+        height: dict[str, int] = {}
+        producers = {t: n for n in self.nodes for t in n.outputs}
+        for n in self._topological():
+            above = [height[producers[t].name] for t in n.inputs if t in producers and producers[t].name in height]
+            height[n.name] = max(above, default=0) + (1 if n.op in self.compute_ops else 0)
+        self.height = height
 
     def _topological(self) -> list[GraphNode]:
         producers = {t: n.name for n in self.nodes for t in n.outputs}
@@ -91,21 +104,25 @@ class FloatScope:
         finite = [self.depth[n.name] for n in self.compute_nodes if self.depth[n.name] < INF]
         return max(finite, default=0)
 
-    def float_nodes(self, level: int) -> list[str]:
-        """Names of the nodes kept in float at ``level`` (0 = none), in graph order."""
-        if level <= 0:
-            return []
-        return [n.name for n in self.nodes if self.depth[n.name] <= level]
+    def float_nodes(self, level: int, head: int = 0) -> list[str]:
+        """Names of the nodes kept in float at tail ``level`` and head level ``head`` (0 = none), in graph order."""
+        return [n.name for n in self.nodes if (level > 0 and self.depth[n.name] <= level)
+                or (head > 0 and self.height[n.name] <= head)]
 
-    def float_compute(self, level: int) -> list[str]:
-        names = set(self.float_nodes(level))
+    def float_compute(self, level: int, head: int = 0) -> list[str]:
+        names = set(self.float_nodes(level, head))
         return [n.name for n in self.compute_nodes if n.name in names]
 
-    def describe(self, level: int) -> str:
-        if level <= 0:
+    def describe(self, level: int, head: int = 0) -> str:
+        parts = []
+        if level > 0:
+            parts.append(f"last {level} compute level(s)")
+        if head > 0:
+            parts.append(f"first {head}")
+        if not parts:
             return "everything quantized"
-        k = len(self.float_compute(level))
-        return f"last {level} compute level(s) in float ({k} of {len(self.compute_nodes)} conv/matmul layers)"
+        k = len(self.float_compute(level, head))
+        return f"{' + '.join(parts)} in float ({k} of {len(self.compute_nodes)} conv/matmul layers)"
 
 
 # --------------------------------------------------------------------------- graph readers

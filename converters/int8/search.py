@@ -1,8 +1,9 @@
 """INT8 under an accuracy budget: quantize, measure on held-out faces, keep more in float until it fits.
 
 The search walks a ladder from the most quantized recipe to progressively larger float
-tails (``scope``): level 0 (everything INT8), 1 (output layer), 2 (head), 3, 5, 8 …
-Each attempt is written, run on the calibration source's validation split and compared
+tails (``scope``): level 0 (everything INT8), 1 (output layer), 2 (head), 3, 5, 8 … and
+after each tail level the same tail with the network's first ``HEAD_LEVEL`` compute levels
+in float too (the stem: where H3R-256's INT8 loss was measured to come from). Each attempt is written, run on the calibration source's validation split and compared
 with the FP32 model; the relative NME increase it predicts (see ``validate``) is compared
 with ``max_nme_increase``. The first attempt within the budget is kept — the fastest recipe that is accurate enough. When none
 fits, :class:`Int8BudgetError` lists every attempt with its measured increase. Without
@@ -34,6 +35,7 @@ from .validate import Validation, compare_on_validation, landmarks_on
 log = logging.getLogger(__name__)
 
 LADDER = (0, 1, 2, 3, 5, 8, 13, 21)
+HEAD_LEVEL = 2  # float-head rung: the first convolution and the first depthwise convolution
 INT8_RECIPES = ("auto", "naive")  # budget-driven ladder search, or the naive baseline
 INT8_IO = ("float", "int8")
 
@@ -132,12 +134,14 @@ def ladder(options: Int8Options, runtime: str, max_level: int) -> list[Int8Recip
     if options.recipe == "naive":
         return [naive_recipe(runtime, io=options.io)]
     levels = options.levels if options.levels is not None else tuple(lv for lv in LADDER if lv < max(max_level, 1))
+    heads = (0,) if options.levels is not None else (0, HEAD_LEVEL)  # an explicit ladder is tried as given
     recipes = []
     for lv in levels:
-        r = default_recipe(runtime, float_level=lv, io=options.io)
-        if options.calibration_method:
-            r = r.with_(calibration=options.calibration_method)
-        recipes.append(r)
+        for head in heads:
+            r = default_recipe(runtime, float_level=lv, io=options.io, float_head=head)
+            if options.calibration_method:
+                r = r.with_(calibration=options.calibration_method)
+            recipes.append(r)
     return recipes
 
 

@@ -87,7 +87,7 @@ class TfliteQuantizer:
                                   weight_num_bits=8, weight_granularity=granularity,
                                   algorithm_key=getattr(algorithm_manager.AlgorithmName,
                                                         _ALGORITHMS[recipe.calibration]))
-        for node in self.scope().float_nodes(recipe.float_level):
+        for node in self.scope().float_nodes(recipe.float_level, recipe.float_head):
             manager.add_quantization_config(regex=f"^{re.escape(self._op_scopes[node])}$",
                                             operation_name=op.ALL_SUPPORTED, algorithm_key=no_quant)
         if recipe.io == "float":
@@ -100,7 +100,7 @@ class TfliteQuantizer:
         if recipe.calibration not in self._stats:
             from ai_edge_quantizer import quantizer
 
-            full = dataclasses.replace(recipe, float_level=0, io="int8")
+            full = dataclasses.replace(recipe, float_level=0, float_head=0, io="int8")
             qt = quantizer.Quantizer(str(self.float_file), self._recipe(full))
             self._stats[recipe.calibration] = qt.calibrate(self._data(), num_threads=2)
         return self._stats[recipe.calibration]
@@ -134,8 +134,8 @@ class TfliteQuantizer:
         with contextlib.redirect_stdout(io.StringIO()):  # it prints a size report
             data = bytes(qt.quantize(stats).quantized_model)
         meta = self._finalize(data, Path(target))
-        details = {"float_nodes": [self._op_scopes[n] for n in scope.float_compute(recipe.float_level)],
-                   "scope": scope.describe(recipe.float_level), "max_level": scope.max_level, "io": recipe.io,
+        details = {"float_nodes": [self._op_scopes[n] for n in scope.float_compute(recipe.float_level, recipe.float_head)],
+                   "scope": scope.describe(recipe.float_level, recipe.float_head), "max_level": scope.max_level, "io": recipe.io,
                    "fp32_converter": self.converter, "quantizer": "ai-edge-quantizer",
                    "quantize_outputs": recipe.float_level == 0}  # an int8 output layer rounds its output
         return Path(target), details, meta
