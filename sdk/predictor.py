@@ -310,18 +310,14 @@ class Predictor:
     def _predict_boxes(self, image: np.ndarray, boxes, color: str, flip: bool, extra: dict[str, Any]) -> Prediction:
         meta = self.metadata
         tensor, matrices = prepare_batch(image, boxes, meta.input, meta.crop, image_color=color)
-        pts, scores, conf = [], [], []
-        for start in range(0, len(tensor), self.options.max_batch):
-            p, s, c = self.infer_with_confidence(tensor[start:start + self.options.max_batch], flip_test=flip)
-            pts.append(p)
-            scores.append(s)
-            conf.append(c)
-        landmarks = to_image_coords(np.concatenate(pts), matrices, meta.crop.coordinate_origin)
+        chunks = [self.infer_with_confidence(tensor[start:start + self.options.max_batch], flip_test=flip)
+                  for start in range(0, len(tensor), self.options.max_batch)]
+        pts, scores, pc = chunks[0] if len(chunks) == 1 else (np.concatenate(part) for part in zip(*chunks))
+        landmarks = to_image_coords(pts, matrices, meta.crop.coordinate_origin)
         if not np.isfinite(landmarks).all():
             bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(landmarks).reshape(len(landmarks), -1).all(1))})
             raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
                                 "NaN/inf (corrupt weights or an input it cannot handle)")
-        pc = np.concatenate(conf)
-        return Prediction(landmarks=landmarks, scores=np.concatenate(scores).astype(np.float32),
+        return Prediction(landmarks=landmarks, scores=np.asarray(scores, dtype=np.float32),
                           boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), scheme=meta.scheme.name,
                           extra=extra, point_confidence=pc, face_confidence=face_confidence(pc))

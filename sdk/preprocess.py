@@ -146,14 +146,10 @@ def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: f
 
 def to_image_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:
     """Map decoded input coordinates (F, L, 2) back to image pixels with the exact inverse warp."""
-    pts = np.asarray(points, dtype=np.float64)
-    if coordinate_origin == "pixel_corner":
-        pts = pts - 0.5
-    sx, sy = matrices[:, 0, 0][:, None], matrices[:, 1, 1][:, None]
-    tx, ty = matrices[:, 0, 2][:, None], matrices[:, 1, 2][:, None]
-    x = (pts[..., 0] - tx) / sx
-    y = (pts[..., 1] - ty) / sy
-    return np.stack([x, y], axis=-1).astype(np.float32)
+    m = np.asarray(matrices, dtype=np.float64)
+    shift = m[:, :, 2] + (0.5 if coordinate_origin == "pixel_corner" else 0.0)
+    scale = m[:, [0, 1], [0, 1]]
+    return ((np.asarray(points, dtype=np.float64) - shift[:, None]) / scale[:, None]).astype(np.float32)
 
 
 def to_input_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:

@@ -120,6 +120,25 @@ def test_time_calls_times_only_the_runs_after_warmup():
     assert summarize(durations).median_ms == pytest.approx(4.0)
 
 
+def test_interleaved_timing_takes_turns_in_alternating_order():
+    from benchmarks.latency import time_interleaved
+
+    order, now = [], [0.0]
+
+    def clock() -> float:
+        now[0] += 0.001
+        return now[0]
+
+    def call(name: str):
+        return lambda: order.append(name)
+
+    a, b = time_interleaved([call("a"), call("b")], runs=3, warmup=1, clock=clock)
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then turns, reversed every other turn
+    assert len(a) == len(b) == 3 and all(d == pytest.approx(0.001) for d in a + b)
+    with pytest.raises(ValueError, match="runs"):
+        time_interleaved([call("a")], runs=0)
+
+
 @pytest.mark.parametrize("bad", [[], [0.001, float("nan")], [-0.001]])
 def test_summary_rejects_bad_durations(bad):
     with pytest.raises(ValueError):
@@ -333,3 +352,19 @@ def test_rows_of_deleted_files_are_dropped(tmp_path, tiny_onnx, shared_dir):
     gone.unlink()
     data = run_bench(_config([kept], out, batches=(1,)))
     assert [Path(m["file"]).name for m in data["models"]] == ["kept.onnx"]
+
+
+def test_int8_speedup_compares_whole_predict_when_only_one_file_decodes_in_its_graph():
+    from benchmarks.report import int8_speedups
+
+    def row(name, in_graph, raw, predict):
+        return {"name": name, "kind": "edgemark", "runtime": "openvino", "precision": name.rsplit("_", 1)[1],
+                "decoder_params": {"in_graph": True} if in_graph else {},
+                "latency": [{"threads": 1, "batch": 1, "raw": {"median_ms": raw}, "predict": {"median_ms": predict}}]}
+
+    data = {"settings": {"threads": [1]}, "models": [row("m_fp32", True, 2.0, 2.2), row("m_int8", False, 1.0, 1.6)]}
+    (r,) = int8_speedups(data)
+    assert r["basis"] == "predict" and r["cells"][1][2] == pytest.approx(2.2 / 1.6)
+    data["models"][1]["decoder_params"] = {"in_graph": True}
+    (r,) = int8_speedups(data)
+    assert r["basis"] == "raw" and r["cells"][1][2] == pytest.approx(2.0) and not r["not_faster"]
