@@ -591,8 +591,40 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         save_results(results_path, data)  # after every model: a run that dies keeps what it measured
         bar.update()
     bar.close()
+    data["int8_pairs"] = _int8_pairs(data, cfg)
+    save_results(results_path, data)
     write_report(data, out)
     return data
+
+
+def _int8_pairs(data: dict[str, Any], cfg: BenchConfig) -> list[dict[str, Any]]:
+    """Each INT8 file against the FP32 file of its model and runtime, timed in turns in one process
+    (``converters.speedup``): rows timed in separate processes minutes apart are too noisy for a ratio."""
+    from tqdm import tqdm
+
+    from converters.speedup import measure_speedup
+
+    rows = [m for m in data["models"] if m.get("kind") == "edgemark" and not m.get("box_rule") and m.get("file")]
+    by_key = {(m["name"], m["runtime"]): m for m in rows}
+    old = {(p["fp32_sha256"], p["int8_sha256"]): p for p in data.get("int8_pairs") or []
+           if p.get("runs") == cfg.runs and p.get("threads") == list(cfg.threads)}
+    pairs = []
+    todo = [(m, by_key.get((m["name"].replace("_int8", "_fp32"), m["runtime"]))) for m in rows
+            if m["precision"] == "int8" and "_int8" in m["name"]]
+    for int8, fp32 in tqdm([t for t in todo if t[1] is not None], desc="INT8 vs FP32", unit="pair",
+                           disable=not cfg.progress, leave=False):
+        key = (fp32["sha256"], int8["sha256"])
+        if key in old and not cfg.force:
+            pairs.append(old[key])
+            continue
+        try:
+            measured = measure_speedup(fp32["file"], int8["file"], threads=tuple(cfg.threads), runs=cfg.runs,
+                                       warmup=cfg.warmup)
+        except Exception as exc:  # a pair that cannot run is reported, the others are still measured
+            measured = {"error": f"{type(exc).__name__}: {exc}"}
+        pairs.append({"int8": int8["id"], "fp32": fp32["id"], "fp32_sha256": key[0], "int8_sha256": key[1],
+                      "runs": cfg.runs, "threads": list(cfg.threads), **measured})
+    return pairs
 
 
 def _has_pipeline(record: dict[str, Any] | None, cfg: BenchConfig) -> bool:

@@ -1,49 +1,82 @@
 """INT8 that is not faster is not a win: the INT8/FP32 speed-up of a written file, measured at once.
 
-Both files of one format are opened on their own runtime and their raw call (``backend.run`` on the
-same real face crop, batch 1) is timed alternately — FP32, INT8, FP32, INT8 … — so a load change on
-the machine hits both alike; the medians' ratio is the speed-up. ``edgemark convert`` prints it
-for every INT8 file and stores it in the file's metadata (``provenance.extra.int8_speedup``); below
-``NOT_FASTER`` the file is flagged.
+Both files of one format are opened on their own runtime, and four calls are timed in turns — each
+file's raw call (``backend.run`` on its own input tensor for the same real face crop, batch 1) and
+each file's whole ``Predictor.predict`` on the photo the crop comes from — so a load change on the
+machine hits all of them alike. The speed-up is FP32 ÷ INT8 of the raw medians where both files do
+the same work in their graphs, and of the predict medians where they do not (an OpenVINO INT8 file
+keeps its maps and is decoded in numpy while its FP32 sibling decodes in its graph; or one of them
+normalises in its graph). ``edgemark convert`` prints it for every INT8 file and stores it in the
+file's metadata (``provenance.extra.int8_speedup``); below ``NOT_FASTER`` the file is flagged. The
+bench (``benchmarks.bench``) measures the same pairs again in its own run.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-
-from sdk.backends import open_backend
 
 NOT_FASTER = 1.05  # below this the INT8 file is not worth its accuracy cost
 RUNS, WARMUP = 60, 10
 
 
-def _tensor(meta) -> np.ndarray:
-    from .graph_rewrite import reference_tensors
+def _sample_face() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled sample photo and its face box (the one ``graph_rewrite.reference_crops`` crops)."""
+    import cv2
 
-    return reference_tensors(meta, count=1)
+    from sdk.blazeface import BlazeFaceDetector
+    from sdk.predictor import MODELS_DIR
+
+    image = cv2.imread(str(MODELS_DIR.parent / "data" / "sample.jpg"))
+    boxes, _ = BlazeFaceDetector().detect(image)
+    return image, np.asarray(boxes[:1], np.float32)
+
+
+def same_work(a, b) -> bool:
+    """Whether two files' graphs do the same work around the network (decoding, normalisation)."""
+    from sdk.decoders import IN_GRAPH
+
+    return (bool(a.decoder.params.get(IN_GRAPH)) == bool(b.decoder.params.get(IN_GRAPH))
+            and a.input.name == b.input.name)
+
+
+def _interleaved_medians(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for turn in range(runs):
+        for i in (range(len(fns)) if turn % 2 == 0 else range(len(fns) - 1, -1, -1)):
+            start = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - start)
+    return [float(np.median(t) * 1e3) for t in times]
 
 
 def measure_speedup(fp32_path: str | Path, int8_path: str | Path, threads: tuple[int, ...] = (1, 2),
                     runs: int = RUNS, warmup: int = WARMUP) -> dict[str, Any]:
-    """Raw-call medians (ms) of both files per thread count, interleaved, and INT8 speed-up = FP32 ÷ INT8."""
+    """Per thread count: raw and predict medians (ms) of both files, timed in turns, and the INT8 speed-up
+    (FP32 ÷ INT8, on ``basis``: raw where the files do the same work in their graphs, else predict)."""
+    from sdk.predictor import Predictor
+    from sdk.preprocess import prepare_batch
+
+    image, box = _sample_face()
     out: dict[str, Any] = {"fp32_file": Path(fp32_path).name, "runs": runs, "batch": 1}
     for t in threads:
-        fp32, int8 = open_backend(fp32_path, threads=t), open_backend(int8_path, threads=t)
-        tensor = _tensor(fp32.metadata)
-        for _ in range(warmup):
-            fp32.run(tensor)
-            int8.run(tensor)
-        times = {"fp32": [], "int8": []}
-        for _ in range(runs):
-            for key, backend in (("fp32", fp32), ("int8", int8)):
-                start = time.perf_counter()
-                backend.run(tensor)
-                times[key].append(time.perf_counter() - start)
-        f, i = (float(np.median(times[k]) * 1e3) for k in ("fp32", "int8"))
-        out[f"threads_{t}"] = {"fp32_ms": round(f, 4), "int8_ms": round(i, 4), "speedup": round(f / i, 3)}
+        fp32, int8 = Predictor(fp32_path, threads=t), Predictor(int8_path, threads=t)
+        out["basis"] = "raw" if same_work(fp32.metadata, int8.metadata) else "predict"
+        fns = []
+        for p in (fp32, int8):
+            tensor, _ = prepare_batch(image, box, p.metadata.input, p.metadata.crop)
+            fns.append(lambda p=p, tensor=tensor: p.backend.run(tensor))
+        fns += [lambda p=p: p.predict(image, box) for p in (fp32, int8)]
+        raw32, raw8, pred32, pred8 = _interleaved_medians(fns, runs, warmup)
+        f, i = (raw32, raw8) if out["basis"] == "raw" else (pred32, pred8)
+        out[f"threads_{t}"] = {"fp32_ms": round(raw32, 4), "int8_ms": round(raw8, 4),
+                               "fp32_predict_ms": round(pred32, 4), "int8_predict_ms": round(pred8, 4),
+                               "speedup": round(f / i, 3)}
     worst = min(v["speedup"] for k, v in out.items() if k.startswith("threads_"))
     out["not_faster"] = worst < NOT_FASTER
     return out
@@ -51,4 +84,5 @@ def measure_speedup(fp32_path: str | Path, int8_path: str | Path, threads: tuple
 
 def speedup_text(s: dict[str, Any]) -> str:
     cells = [f"{k.split('_')[1]}t {v['speedup']:.2f}x" for k, v in s.items() if k.startswith("threads_")]
-    return " / ".join(cells) + ("  NOT FASTER" if s.get("not_faster") else "")
+    basis = " (whole predict)" if s.get("basis") == "predict" else ""
+    return " / ".join(cells) + basis + ("  NOT FASTER" if s.get("not_faster") else "")

@@ -228,3 +228,14 @@ def test_tflite_in_graph_decoder_equals_numpy_ties_included(runtime_onnx, kind):
         assert (np.count_nonzero(flat >= kth[:, None], axis=1) > 9).sum() > 20  # ties do decide here
     assert np.abs(out["edgemark_points"] - pts).max() <= 1e-4
     assert np.abs(out["edgemark_point_scores"] - mass).max() <= 1e-5
+
+
+def test_int8_speedup_compares_whole_predict_when_the_graphs_differ(decoded_pair):
+    from converters.speedup import measure_speedup, speedup_text
+
+    maps, fused = decoded_pair[".onnx"]
+    s = measure_speedup(fused, maps, threads=(1,), runs=5, warmup=1)
+    cell = s["threads_1"]
+    assert s["basis"] == "predict" and cell["speedup"] == pytest.approx(
+        cell["fp32_predict_ms"] / cell["int8_predict_ms"], rel=1e-2)
+    assert "whole predict" in speedup_text(s)
