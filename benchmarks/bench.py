@@ -592,9 +592,50 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         bar.update()
     bar.close()
     data["int8_pairs"] = _int8_pairs(data, cfg)
+    if "mediapipe_facemesh" in (cfg.landmark_peers or ()):
+        data["versus_mediapipe"] = _versus_mediapipe(data, cfg, dataset)
     save_results(results_path, data)
     write_report(data, out)
     return data
+
+
+def _versus_mediapipe(data: dict[str, Any], cfg: BenchConfig, dataset) -> list[dict[str, Any]]:
+    """The bundled INT8 TFLite default against MediaPipe Face Mesh on the same runtime, timed in turns in one
+    process: raw call and predict on the protocol box, and predict on a 640x480 frame (each its own
+    detector). Rows timed in their own processes minutes apart moved by up to 1.5x between runs here."""
+    from sdk.predictor import Predictor, default_model_path
+    from sdk.preprocess import prepare_batch
+
+    from .landmark_peers import FaceMeshPeer
+    from .latency import measure_interleaved
+    from .peer_rows import camera_frame
+
+    digest = _files_digest([default_model_path("tflite")])
+    old = [v for v in data.get("versus_mediapipe") or [] if v.get("runs") == cfg.runs and v.get("sha256") == digest]
+    if old and not cfg.force and len(old) == len(cfg.threads):
+        return old
+    image, box = dataset.load_image(0), np.asarray(dataset.boxes[:1], np.float32)
+    frame = camera_frame()
+    out = []
+    for t in cfg.threads:
+        try:
+            ours, mesh = Predictor(default_model_path("tflite"), threads=t), FaceMeshPeer("gt", threads=t)
+            ours_frame, mesh_frame = Predictor(default_model_path("tflite"), threads=t), FaceMeshPeer("pipeline",
+                                                                                                     threads=t)
+            meta = ours.metadata
+            tensor, _ = prepare_batch(image, box, meta.input, meta.crop)
+            fns = [lambda: ours.backend.run(tensor), mesh.raw_call(image, box), lambda: ours.predict(image, box),
+                   lambda: mesh.predict(image, box), lambda: ours_frame.predict(frame), lambda: mesh_frame.predict(frame)]
+            stats = [s.median_ms for s in measure_interleaved(fns, cfg.runs, cfg.warmup)]
+        except Exception as exc:  # the peer is not installed, or cannot run: said, not fatal
+            out.append({"threads": t, "runs": cfg.runs, "sha256": digest, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        row = {"threads": t, "runs": cfg.runs, "sha256": digest, "edgemark": {}, "mediapipe": {}}
+        for k, key in enumerate(("raw", "predict", "frame")):
+            row["edgemark"][key + "_ms"] = round(stats[2 * k], 4)
+            row["mediapipe"][key + "_ms"] = round(stats[2 * k + 1], 4)
+        out.append(row)
+    return out
 
 
 def _int8_pairs(data: dict[str, Any], cfg: BenchConfig) -> list[dict[str, Any]]:

@@ -482,7 +482,21 @@ def versus_section(data: dict[str, Any]) -> list[str]:
             "count in brackets: the like-for-like figure), latency per 640×480 frame (detector + landmarks). *raw*: the landmark network's (or regressor's) own call on a ready input. *track*: the "
             "row's video mode on a 90-frame synthetic moving face (edgemark's `LandmarkTracker`, MediaPipe's "
             "ROI-from-landmarks), decode included. MediaPipe's 468 points are read as 68 through an approximate "
-            "correspondence (jaw contour: `benchmarks/facemesh.py`).", ""] + _table(header, body)
+            "correspondence (jaw contour: `benchmarks/facemesh.py`).", ""] + _table(header, body) + _versus_paired(data)
+
+
+def _versus_paired(data: dict[str, Any]) -> list[str]:
+    """The same-runtime comparison timed in turns in one process (``versus_mediapipe``), as a small table."""
+    rows = [v for v in data.get("versus_mediapipe") or [] if "error" not in v]
+    if not rows:
+        return []
+    header = ["threads", "raw ms edgemark / MediaPipe", "predict ms, protocol box", "predict ms, 640×480 frame"]
+    body = [[str(v["threads"]), *[f"{v['edgemark'][k]:.2f} / {v['mediapipe'][k]:.2f}"
+                                  for k in ("raw_ms", "predict_ms", "frame_ms")]] for v in rows]
+    return ["", "The bundled INT8 TFLite default against MediaPipe Face Mesh on LiteRT, **timed in turns in one "
+            "process** (edgemark raw, MediaPipe raw, edgemark predict, …, photo 0 with its protocol box; a frame: "
+            "each finds the face itself), the like-for-like latency the rows above, timed minutes apart in their own "
+            "processes, cannot give on this shared machine:", ""] + _table(header, body)
 
 
 PIPELINE_STAGES = ("decode_jpeg", "detect", "crop", "inference", "decoding", "map_back", "recrop_pass")

@@ -36,6 +36,32 @@ def test_crop_then_map_back_is_the_identity(name):
     np.testing.assert_allclose(m2, mats)
 
 
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_box_by_box_geometry_equals_the_array_formula(name):
+    """crop_regions / warp_matrices run box by box on Python floats (fast right after a network call):
+    the same numbers as the formula on whole arrays, for every rule."""
+    from sdk.preprocess import warp_matrices
+
+    rule = RULES[name]
+    b = np.random.default_rng(7).uniform(-50, 400, (64, 4))
+    b[:, 2:] = b[:, :2] + np.random.default_rng(8).uniform(1, 300, (64, 2))
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    side = {"max_wh": np.maximum(w, h), "max_wh_plus1": np.maximum(w + 1, h + 1), "diag": np.hypot(w, h)}
+    if rule.side_mode == "per_axis":
+        sx, sy = w * rule.expand, h * (rule.expand if rule.expand_y is None else rule.expand_y)
+    else:
+        sx = sy = side[rule.side_mode] * rule.expand
+    want = np.stack([(b[:, 0] + b[:, 2]) / 2 + rule.shift_x * sx + rule.offset_px,
+                     (b[:, 1] + b[:, 3]) / 2 + rule.shift_y * sy + rule.offset_px, sx, sy], axis=1)
+    regions = crop_regions(b, rule)
+    np.testing.assert_array_equal(regions, want)
+    m = warp_matrices(regions, 96, 80, rule.map_offset_px)
+    scale = np.array([96, 80]) / want[:, 2:]
+    np.testing.assert_array_equal(m[:, [0, 1], [0, 1]], scale)
+    np.testing.assert_array_equal(m[:, :, 2], (want[:, 2:] / 2 - want[:, :2] - rule.map_offset_px) * scale - 0.5)
+    assert crop_regions(np.zeros((0, 4)), rule).shape == (0, 4) and warp_matrices(np.zeros((0, 4)), 96, 80).shape == (0, 2, 3)
+
+
 def test_h3r_official_convention_by_hand():
     """Box [10, 20, 49, 69]: side max(40, 50) x 1.25 = 62.5 about ((10+49+1)/2, (20+69+1)/2) = (30, 45)."""
     rule = OFFICIAL_CROPS["h3r"]
