@@ -607,7 +607,6 @@ def _versus_mediapipe(data: dict[str, Any], cfg: BenchConfig, dataset) -> list[d
     from sdk.preprocess import prepare_batch
 
     from .landmark_peers import FaceMeshPeer
-    from .latency import measure_interleaved
     from .peer_rows import camera_frame
 
     digest = _files_digest([default_model_path("tflite")])
@@ -620,12 +619,11 @@ def _versus_mediapipe(data: dict[str, Any], cfg: BenchConfig, dataset) -> list[d
     for t in cfg.threads:
         try:
             ours, mesh = Predictor(default_model_path("tflite"), threads=t), FaceMeshPeer("gt", threads=t)
-            ours_frame, mesh_frame = Predictor(default_model_path("tflite"), threads=t), FaceMeshPeer("pipeline",
-                                                                                                     threads=t)
+            mesh_frame = FaceMeshPeer("pipeline", threads=t)  # MediaPipe's own detector + ROI rule
             meta = ours.metadata
             tensor, _ = prepare_batch(image, box, meta.input, meta.crop)
             fns = [lambda: ours.backend.run(tensor), mesh.raw_call(image, box), lambda: ours.predict(image, box),
-                   lambda: mesh.predict(image, box), lambda: ours_frame.predict(frame), lambda: mesh_frame.predict(frame)]
+                   lambda: mesh.predict(image, box), lambda: ours.predict(frame), lambda: mesh_frame.predict(frame)]
             stats = [s.median_ms for s in measure_interleaved(fns, cfg.runs, cfg.warmup)]
         except Exception as exc:  # the peer is not installed, or cannot run: said, not fatal
             out.append({"threads": t, "runs": cfg.runs, "sha256": digest, "error": f"{type(exc).__name__}: {exc}"})

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from converters.speedup import time_interleaved  # one implementation, shared with convert
+
 Clock = Callable[[], float]
 
 
@@ -69,37 +71,6 @@ def time_calls(fn: Callable[[], Any], runs: int, warmup: int = 5, clock: Clock =
 def measure(fn: Callable[[], Any], runs: int, warmup: int = 5, clock: Clock = time.perf_counter) -> LatencyStats:
     """``summarize(time_calls(...))``."""
     return summarize(time_calls(fn, runs, warmup, clock))
-
-
-def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 5,
-                     clock: Clock = time.perf_counter) -> list[list[float]]:
-    """Durations (seconds) of ``runs`` calls of each of ``fns``, called in turns, the order reversed each turn.
-
-    Why: on a shared CPU the machine's speed drifts over seconds, so two calls timed one after
-    the other are compared under the same conditions, where two blocks of calls timed in sequence
-    are not — a ratio of two such blocks (the SDK's overhead, predict ÷ raw call) moved by ±30 %.
-    """
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
-    if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    durations: list[list[float]] = [[] for _ in fns]
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for turn in range(runs):
-            order = range(len(fns)) if turn % 2 == 0 else range(len(fns) - 1, -1, -1)
-            for i in order:
-                start = clock()
-                fns[i]()
-                durations[i].append(clock() - start)
-    finally:
-        if was_enabled:
-            gc.enable()
-    return durations
 
 
 def measure_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 5,

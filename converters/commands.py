@@ -79,6 +79,7 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
     ``fmt`` / ``precision`` given (files ``convert`` just wrote): the rewrites not built or not worth it for
     that kind of file are skipped with the reason, not failed."""
     from .graph_decode import NOT_IN_GRAPH
+    from .graph_input import NOT_IN_GRAPH as NOT_NORMALISED_IN_GRAPH
 
     done = []
     if decode and (fmt, precision) in NOT_IN_GRAPH:
@@ -89,8 +90,8 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
         _, check = decode_in_graph(path)
         done.append(f"decoder now in the graph (max difference to numpy decoding {check['max_point_diff_px']:.2g} px "
                     f"on {check['faces']} face crops)")
-    if normalise and fmt == "tflite":
-        done.append("normalisation kept in numpy (in a TFLite graph it measured slower)")
+    if normalise and fmt in NOT_NORMALISED_IN_GRAPH:
+        done.append(f"normalisation kept in numpy: {NOT_NORMALISED_IN_GRAPH[fmt]}")
     elif normalise:
         from .graph_input import normalise_in_graph
 

@@ -202,8 +202,8 @@ def _tflite_graph(model_obj, meta: ModelMetadata):
     for name, int_op in (("col", "FLOOR_MOD"), ("row", "FLOOR_DIV")):
         as_int, as_float = g.tensor(p + name + "_i", (n, points, k), np.int32), g.tensor(p + name, (n, points, k))
         g.op(int_op, [idx, width], [as_int], "FloorModOptions" if int_op == "FLOOR_MOD" else "FloorDivOptions")
-        g.op("CAST", [as_int], [as_float], "CastOptions", inDataType=g._type_code("INT32"),
-             outDataType=g._type_code("FLOAT32"))
+        g.op("CAST", [as_int], [as_float], "CastOptions", inDataType=g.type_code("INT32"),
+             outDataType=g.type_code("FLOAT32"))
         weighted, total = g.tensor(p + "w" + name, (n, points, k)), g.tensor(p + name + "_mean", (n, points, 1))
         g.op("MUL", [weights, as_float], [weighted], "MulOptions")
         g.op("SUM", [weighted, last], [total], "ReducerOptions", keepDims=True)

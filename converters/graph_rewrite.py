@@ -13,19 +13,26 @@ from sdk.metadata import ModelMetadata
 from .source import ConversionError
 
 
-def reference_crops(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np.ndarray:
-    """(count, H, W, 3) uint8 BGR crops of a real face (the bundled sample photo, jittered boxes), as
-    the model's crop rule samples them."""
+def sample_face() -> tuple[np.ndarray, np.ndarray]:
+    """The bundled sample photo (BGR) and its (1, 4) face box, found by the built-in detector."""
     import cv2
 
     from sdk.blazeface import BlazeFaceDetector
     from sdk.predictor import MODELS_DIR
-    from sdk.preprocess import clip_regions, crop_regions, sample_faces
 
     image = cv2.imread(str(MODELS_DIR.parent / "data" / "sample.jpg"))
     boxes, _ = BlazeFaceDetector().detect(image)
     if len(boxes) == 0:
         raise ConversionError("the sample photo's face was not found: no reference crops to check against")
+    return image, np.asarray(boxes[:1], np.float32)
+
+
+def reference_crops(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np.ndarray:
+    """(count, H, W, 3) uint8 BGR crops of a real face (the bundled sample photo, jittered boxes), as
+    the model's crop rule samples them."""
+    from sdk.preprocess import clip_regions, crop_regions, sample_faces
+
+    image, boxes = sample_face()
     rng = np.random.default_rng(seed)
     base = np.repeat(boxes[:1].astype(np.float64), count, axis=0)
     size = (base[:, 2:] - base[:, :2]).max(axis=1, keepdims=True)

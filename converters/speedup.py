@@ -12,26 +12,15 @@ bench (``benchmarks.bench``) measures the same pairs again in its own run.
 """
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 NOT_FASTER = 1.05  # below this the INT8 file is not worth its accuracy cost
 RUNS, WARMUP = 60, 10
-
-
-def _sample_face() -> tuple[np.ndarray, np.ndarray]:
-    """The bundled sample photo and its face box (the one ``graph_rewrite.reference_crops`` crops)."""
-    import cv2
-
-    from sdk.blazeface import BlazeFaceDetector
-    from sdk.predictor import MODELS_DIR
-
-    image = cv2.imread(str(MODELS_DIR.parent / "data" / "sample.jpg"))
-    boxes, _ = BlazeFaceDetector().detect(image)
-    return image, np.asarray(boxes[:1], np.float32)
 
 
 def same_work(a, b) -> bool:
@@ -42,17 +31,36 @@ def same_work(a, b) -> bool:
             and a.input.name == b.input.name)
 
 
-def _interleaved_medians(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[float]:
+def time_interleaved(fns: Sequence[Callable[[], Any]], runs: int, warmup: int = 5,
+                     clock: Callable[[], float] = time.perf_counter) -> list[list[float]]:
+    """Durations (seconds) of ``runs`` calls of each of ``fns``, called in turns, the order reversed each turn.
+
+    Why: on a shared CPU the machine's speed drifts over seconds, so two calls timed one after
+    the other are compared under the same conditions, where two blocks of calls timed in sequence
+    are not — a ratio of two such blocks (the SDK's overhead, predict ÷ raw call) moved by ±30 %.
+    The garbage collector is paused while timing. ``benchmarks.latency`` uses this one too.
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
     for _ in range(warmup):
         for fn in fns:
             fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for turn in range(runs):
-        for i in (range(len(fns)) if turn % 2 == 0 else range(len(fns) - 1, -1, -1)):
-            start = time.perf_counter()
-            fns[i]()
-            times[i].append(time.perf_counter() - start)
-    return [float(np.median(t) * 1e3) for t in times]
+    durations: list[list[float]] = [[] for _ in fns]
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for turn in range(runs):
+            order = range(len(fns)) if turn % 2 == 0 else range(len(fns) - 1, -1, -1)
+            for i in order:
+                start = clock()
+                fns[i]()
+                durations[i].append(clock() - start)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return durations
 
 
 def measure_speedup(fp32_path: str | Path, int8_path: str | Path, threads: tuple[int, ...] = (1, 2),
@@ -62,7 +70,9 @@ def measure_speedup(fp32_path: str | Path, int8_path: str | Path, threads: tuple
     from sdk.predictor import Predictor
     from sdk.preprocess import prepare_batch
 
-    image, box = _sample_face()
+    from .graph_rewrite import sample_face
+
+    image, box = sample_face()
     out: dict[str, Any] = {"fp32_file": Path(fp32_path).name, "runs": runs, "batch": 1}
     for t in threads:
         fp32, int8 = Predictor(fp32_path, threads=t), Predictor(int8_path, threads=t)
@@ -72,7 +82,7 @@ def measure_speedup(fp32_path: str | Path, int8_path: str | Path, threads: tuple
             tensor, _ = prepare_batch(image, box, p.metadata.input, p.metadata.crop)
             fns.append(lambda p=p, tensor=tensor: p.backend.run(tensor))
         fns += [lambda p=p: p.predict(image, box) for p in (fp32, int8)]
-        raw32, raw8, pred32, pred8 = _interleaved_medians(fns, runs, warmup)
+        raw32, raw8, pred32, pred8 = (float(np.median(d) * 1e3) for d in time_interleaved(fns, runs, warmup))
         f, i = (raw32, raw8) if out["basis"] == "raw" else (pred32, pred8)
         out[f"threads_{t}"] = {"fp32_ms": round(raw32, 4), "int8_ms": round(raw8, 4),
                                "fp32_predict_ms": round(pred32, 4), "int8_predict_ms": round(pred8, 4),

@@ -33,7 +33,7 @@ class GraphEditor:
         self.graph = model_obj.subgraphs[0]
         self.schema = _schema()
 
-    def _type_code(self, dtype: np.dtype | str) -> int:
+    def type_code(self, dtype: np.dtype | str) -> int:
         name = dtype if isinstance(dtype, str) else _NUMPY_TYPES[np.dtype(dtype)]
         return int(getattr(self.schema.TensorType, name))
 
@@ -51,14 +51,14 @@ class GraphEditor:
         return tuple(int(d) for d in self.graph.tensors[index].shape)
 
     def is_float32(self, index: int) -> bool:
-        return int(self.graph.tensors[index].type) == self._type_code("FLOAT32")
+        return int(self.graph.tensors[index].type) == self.type_code("FLOAT32")
 
     def tensor(self, name: str, shape: Sequence[int], dtype: Any = np.float32) -> int:
         """A new intermediate tensor; returns its index."""
         t = self.schema.TensorT()
         t.name = name.encode()
         t.shape = np.asarray(shape, dtype=np.int32)
-        t.type = self._type_code(dtype)
+        t.type = self.type_code(dtype)
         t.buffer = 0  # buffer 0 is the empty one: a runtime-filled tensor
         self.graph.tensors.append(t)
         return len(self.graph.tensors) - 1
