@@ -2,11 +2,13 @@
 
 ``Predictor`` turns each uint8 BGR crop into the network's tensor — channel order, ``(pixel ·
 scale − mean) / std`` per channel, NCHW — in numpy: six passes over the crop, ≈ 45 µs of a ≈ 1.3 ms
-``predict`` for the bundled default. Appended to the graph (Transpose → channel Gather → Mul → Sub,
-the same float32 constants ``sdk.preprocess.normalise`` uses), the runtime does it in its kernels and
-the SDK only casts the crops to float32. The file's input becomes ``edgemark_pixels``: NHWC, BGR,
-scale 1, mean 0, std 1 — its metadata says exactly that, so nothing else changes. Checked before
-it is written: the new file on raw crops against the original on normalised crops.
+``predict`` for the bundled default. Prepended to the graph (Cast → Transpose → channel Gather → Mul →
+Sub, the same float32 constants ``sdk.preprocess.normalise`` uses), the runtime does it in its kernels
+and the SDK hands the uint8 crops over as they are (no float copy: the cast alone cost ~15–20 µs per
+face on the cold cache after a network call). The file's input becomes ``edgemark_pixels``: uint8
+NHWC BGR, scale 1, mean 0, std 1 — its metadata says exactly that (``sdk.preprocess.takes_pixels``),
+so nothing else changes. A file from before, whose pixels input is float32, is given the uint8 input
+(a Cast in front). Checked before it is written: the new file on raw crops against the original.
 """
 from __future__ import annotations
 
@@ -39,7 +41,9 @@ def _constants(spec: InputSpec) -> tuple[list[int], np.ndarray, np.ndarray]:
 def _check_normalisable(meta: ModelMetadata) -> InputSpec:
     spec = meta.input
     if spec.name == PIXELS_NAME:
-        raise ConversionError("the file already normalises its input in its graph")
+        if spec.dtype == "uint8":
+            raise ConversionError("the file already normalises its input in its graph")
+        return spec  # float32 pixels (an older rewrite): only the uint8 input is added
     if spec.layout != "nchw" or spec.dtype != "float32":
         raise ConversionError(f"normalisation in the graph is built for float32 NCHW inputs, not {spec.dtype} "
                               f"{spec.layout}")
@@ -51,7 +55,8 @@ def pixels_metadata(meta: ModelMetadata) -> ModelMetadata:
 
     spec = meta.input
     return meta.replace(input=dataclasses.replace(spec, name=PIXELS_NAME, color="bgr", scale=1.0, mean=(0.0, 0.0, 0.0),
-                                                  std=(1.0, 1.0, 1.0), layout="nhwc")).validate()
+                                                  std=(1.0, 1.0, 1.0), layout="nhwc", dtype="uint8", quant_scale=1.0,
+                                                  quant_zero_point=0)).validate()
 
 
 def _onnx_graph(model, meta: ModelMetadata):
@@ -61,29 +66,34 @@ def _onnx_graph(model, meta: ModelMetadata):
     spec = _check_normalisable(meta)
     graph = model.graph
     (old,) = [i for i in graph.input if i.name == spec.name]
-    order, mul, off = _constants(spec)
     p = "edgemark_normalise/"
-    graph.initializer.extend([
-        numpy_helper.from_array(np.asarray(order, np.int64), p + "order"),
-        numpy_helper.from_array(mul.reshape(1, 3, 1, 1), p + "mul"),
-        numpy_helper.from_array(off.reshape(1, 3, 1, 1), p + "offset"),
-    ])
     normalised = p + "tensor"
+    if spec.name == PIXELS_NAME:  # float32 pixels already normalised in the graph: cast the uint8 input to them
+        normalised = p + "pixels_float"
+        head = [helper.make_node("Cast", [PIXELS_NAME], [normalised], to=TensorProto.FLOAT)]
+    else:
+        order, mul, off = _constants(spec)
+        graph.initializer.extend([
+            numpy_helper.from_array(np.asarray(order, np.int64), p + "order"),
+            numpy_helper.from_array(mul.reshape(1, 3, 1, 1), p + "mul"),
+            numpy_helper.from_array(off.reshape(1, 3, 1, 1), p + "offset"),
+        ])
+        head = [
+            helper.make_node("Transpose", [PIXELS_NAME], [p + "nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Cast", [p + "nchw"], [p + "float"], to=TensorProto.FLOAT),
+            helper.make_node("Gather", [p + "float", p + "order"], [p + "ordered"], axis=1),
+            helper.make_node("Mul", [p + "ordered", p + "mul"], [p + "scaled"]),
+            helper.make_node("Sub", [p + "scaled", p + "offset"], [normalised]),
+        ]
     for node in graph.node:  # every reader of the old input now reads the normalised tensor
         node.input[:] = [normalised if name == spec.name else name for name in node.input]
-    head = [
-        helper.make_node("Transpose", [PIXELS_NAME], [p + "nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Gather", [p + "nchw", p + "order"], [p + "ordered"], axis=1),
-        helper.make_node("Mul", [p + "ordered", p + "mul"], [p + "scaled"]),
-        helper.make_node("Sub", [p + "scaled", p + "offset"], [normalised]),
-    ]
     nodes = head + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)
     batch = old.type.tensor_type.shape.dim[0]  # keep a static batch static (PFLD's graphs reshape with it)
     graph.input.remove(old)
     graph.input.insert(0, helper.make_tensor_value_info(
-        PIXELS_NAME, TensorProto.FLOAT,
+        PIXELS_NAME, TensorProto.UINT8,
         [batch.dim_value if batch.HasField("dim_value") else (batch.dim_param or "batch"), spec.height, spec.width, 3]))
     onnx.checker.check_model(model)
     return model
@@ -97,14 +107,17 @@ def _openvino_model(model, meta: ModelMetadata):
 
     spec = _check_normalisable(meta)
     (param,) = model.get_parameters()
-    order, mul, off = _constants(spec)
     batch = param.get_partial_shape()[0]  # a static batch stays static
-    pixels = ops.parameter(ov.PartialShape([batch, spec.height, spec.width, 3]), ov.Type.f32, name=PIXELS_NAME)
+    pixels = ops.parameter(ov.PartialShape([batch, spec.height, spec.width, 3]), ov.Type.u8, name=PIXELS_NAME)
     pixels.output(0).get_tensor().set_names({PIXELS_NAME})
-    nchw = ops.transpose(pixels, ops.constant(np.array([0, 3, 1, 2], np.int64)))
-    ordered = ops.gather(nchw, ops.constant(np.array(order, np.int64)), ops.constant(np.array(1, np.int64)))
-    tensor = ops.subtract(ops.multiply(ordered, ops.constant(mul.reshape(1, 3, 1, 1))),
-                          ops.constant(off.reshape(1, 3, 1, 1)))
+    if spec.name == PIXELS_NAME:  # float32 pixels already normalised in the graph: cast the uint8 input to them
+        tensor = ops.convert(pixels, ov.Type.f32)
+    else:
+        order, mul, off = _constants(spec)
+        nchw = ops.convert(ops.transpose(pixels, ops.constant(np.array([0, 3, 1, 2], np.int64))), ov.Type.f32)
+        ordered = ops.gather(nchw, ops.constant(np.array(order, np.int64)), ops.constant(np.array(1, np.int64)))
+        tensor = ops.subtract(ops.multiply(ordered, ops.constant(mul.reshape(1, 3, 1, 1))),
+                              ops.constant(off.reshape(1, 3, 1, 1)))
     for target in list(param.output(0).get_target_inputs()):
         target.replace_source_output(tensor.output(0))
     return ov.Model(model.outputs, [pixels], model.get_friendly_name())
@@ -114,7 +127,7 @@ def _check_equal(original: Path, changed: Path, meta: ModelMetadata) -> float:
     crops = reference_crops(meta)
     before, after = open_backend(original, threads=1), open_backend(changed, threads=1)
     want = before.run(normalise(crops, meta.input))
-    got = after.run(crops.astype(np.float32))
+    got = after.run(crops)
     worst = 0.0
     for name, value in want.items():
         other = got.get(name)

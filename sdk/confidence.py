@@ -28,29 +28,39 @@ so a new decoder cannot validate without one.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 
 def softmax_mass_confidence(scores: np.ndarray) -> np.ndarray:
     """The decoder's score already is a probability (H3R's top-k softmax mass)."""
-    return np.asarray(scores, dtype=np.float64)
+    return np.asarray(scores, dtype=np.float32)
 
 
 def clipped_confidence(scores: np.ndarray) -> np.ndarray:
-    """A regressed peak or cell score whose target was 1 on the point: clip to [0, 1]."""
-    return np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    """A regressed peak or cell score whose target was 1 on the point: clipped to [0, 1] (``unit_interval``)."""
+    return np.asarray(scores, dtype=np.float32)
 
 
 def constant_confidence(scores: np.ndarray) -> np.ndarray:
     """No evidence at all (coordinate regression): 1 everywhere, and the decoder says it is uninformative."""
-    return np.ones_like(np.asarray(scores, dtype=np.float64))
+    return np.ones(np.shape(scores), dtype=np.float32)
 
 
 def unit_interval(conf: np.ndarray) -> np.ndarray:
-    """Non-finite confidence becomes 0; everything is clipped to [0, 1], float32."""
-    conf = np.where(np.isfinite(conf), conf, 0.0).astype(np.float32)
-    return np.minimum(np.maximum(conf, 0.0, out=conf), 1.0, out=conf)  # np.clip costs ~10x more on small arrays
+    """Non-finite confidence becomes 0; everything is clipped to [0, 1], float32 (a new array).
+
+    Three numpy calls when every value is finite (a finite sum says so; NaN and ±inf make it
+    non-finite, and a sum that merely overflowed takes the exact path too): this runs once per
+    ``predict`` on a cold cache. ``np.clip`` costs ~10x more on small arrays.
+    """
+    conf = np.asarray(conf, dtype=np.float32)
+    if not math.isfinite(float(conf.sum())):
+        conf = np.where(np.isfinite(conf), conf, np.float32(0.0))
+    out = np.maximum(conf, np.float32(0.0))
+    return np.minimum(out, np.float32(1.0), out=out)
 
 
 def face_confidence(point_conf: np.ndarray) -> np.ndarray:
@@ -60,4 +70,4 @@ def face_confidence(point_conf: np.ndarray) -> np.ndarray:
         raise ValueError(f"point confidence must be (faces, points), got {pc.shape}")
     if pc.shape[0] == 0:
         return np.zeros(0, np.float32)
-    return (pc.sum(axis=1) / np.float32(pc.shape[1])).astype(np.float32)
+    return pc.sum(axis=1) / np.float32(pc.shape[1])

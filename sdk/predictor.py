@@ -7,6 +7,7 @@ detector finds them first (its boxes mapped onto the model's box convention by i
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .decoders import DECODERS, decode, point_confidence
 from .errors import EdgemarkError, InputError, ModelLoadError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
-from .preprocess import prepare_batch, to_image_coords, validate_image
+from .preprocess import prepare_faces, to_image_coords, validate_image
 
 if TYPE_CHECKING:
     from .detection import FaceDetector
@@ -275,11 +276,13 @@ class Predictor:
             boxes, det_boxes, det_scores = self.detect_faces(image, color=color)
             extra = {"detector_boxes": det_boxes, "detector_scores": det_scores}
         else:
-            try:
-                as_array = np.asarray(boxes, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
+            try:  # no copy of a numeric array; anything else as the float64 the box test reads
+                boxes = np.asarray(boxes)
+                if boxes.dtype.kind not in "biuf":
+                    boxes = np.asarray(boxes, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise InputError(f"boxes must be numbers shaped (faces, 4) [x1, y1, x2, y2]: {exc}") from None
-            if as_array.size == 0 and as_array.ndim <= 2 and (as_array.ndim < 2 or as_array.shape[1] in (0, 4)):
+            if boxes.size == 0 and boxes.ndim <= 2 and (boxes.ndim < 2 or boxes.shape[1] in (0, 4)):
                 validate_image(image)  # [] or an empty (0, 4) array: no faces, as a detector with none would say
                 return self.empty_prediction()
         if extra and len(boxes) == 0:
@@ -309,15 +312,19 @@ class Predictor:
 
     def _predict_boxes(self, image: np.ndarray, boxes, color: str, flip: bool, extra: dict[str, Any]) -> Prediction:
         meta = self.metadata
-        tensor, matrices = prepare_batch(image, boxes, meta.input, meta.crop, image_color=color)
-        chunks = [self.infer_with_confidence(tensor[start:start + self.options.max_batch], flip_test=flip)
-                  for start in range(0, len(tensor), self.options.max_batch)]
-        pts, scores, pc = chunks[0] if len(chunks) == 1 else (np.concatenate(part) for part in zip(*chunks))
-        landmarks = to_image_coords(pts, matrices, meta.crop.coordinate_origin)
-        if not np.isfinite(landmarks).all():
+        batch = prepare_faces(image, boxes, meta.input, meta.crop, image_color=color)
+        tensor, step = batch.tensor, self.options.max_batch
+        if len(tensor) <= step:
+            pts, scores, pc = self.infer_with_confidence(tensor, flip_test=flip)
+        else:
+            chunks = [self.infer_with_confidence(tensor[start:start + step], flip_test=flip)
+                      for start in range(0, len(tensor), step)]
+            pts, scores, pc = (np.concatenate(part) for part in zip(*chunks))
+        landmarks = to_image_coords(pts, batch.matrices, meta.crop.coordinate_origin)
+        if not math.isfinite(float(landmarks.sum())):  # one call when all is well; a sum that overflowed is no error
             bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(landmarks).reshape(len(landmarks), -1).all(1))})
-            raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
-                                "NaN/inf (corrupt weights or an input it cannot handle)")
-        return Prediction(landmarks=landmarks, scores=np.asarray(scores, dtype=np.float32),
-                          boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), scheme=meta.scheme.name,
-                          extra=extra, point_confidence=pc, face_confidence=face_confidence(pc))
+            if bad:
+                raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
+                                    "NaN/inf (corrupt weights or an input it cannot handle)")
+        return Prediction(landmarks=landmarks, scores=np.asarray(scores, dtype=np.float32), boxes=batch.boxes,
+                          scheme=meta.scheme.name, extra=extra, point_confidence=pc, face_confidence=face_confidence(pc))

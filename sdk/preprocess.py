@@ -16,6 +16,7 @@ those pipelines do.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -43,24 +44,31 @@ MAX_COORDINATE = 1e7
 
 
 def validate_boxes(boxes: np.ndarray | list, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Boxes as float32 (F, 4) ``[x1, y1, x2, y2]``; empty, inverted, non-finite or off-image boxes are errors.
+    """Boxes as float32 (F, 4) ``[x1, y1, x2, y2]``; empty, inverted, non-finite or off-image boxes are errors."""
+    return _checked_boxes(boxes, image_shape)[0]
 
-    The test runs on Python floats, box by box: ``predict`` calls this once per image, right after the
-    runtime's kernels have evicted the caches, where each small numpy call costs 5–20 µs (measured: the
-    numpy form of this geometry took 0.20 ms there, the scalar form 0.04 ms). The reason for a failure
-    is worked out only when it fails.
+
+def _checked_boxes(boxes, image_shape: tuple[int, ...] | None) -> tuple[np.ndarray, list[list[float]]]:
+    """(float32 (F, 4) boxes, the same as rows of Python floats), every box tested.
+
+    The test and all box geometry after it run on Python floats, box by box: ``predict`` calls this
+    once per image right after the runtime's kernels have evicted the caches, where the first call of
+    each numpy routine costs 5–10 µs (measured: the numpy form of this geometry took 0.20 ms there,
+    the scalar form 0.04 ms). The reason for a failure is worked out only when it fails.
     """
-    arr = np.asarray(boxes, dtype=np.float64)
+    with np.errstate(over="ignore"):  # a coordinate beyond float32 becomes inf, and fails the test below
+        arr = np.asarray(boxes, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise InputError(f"boxes must be (faces, 4) [x1, y1, x2, y2], got shape {np.shape(boxes)}")
+    rows = arr.tolist()
     right, bottom = (math.inf, math.inf) if image_shape is None else (image_shape[1] - 1, image_shape[0] - 1)
-    for x1, y1, x2, y2 in arr.tolist():  # comparisons with NaN are False: NaN boxes fail too
+    for x1, y1, x2, y2 in rows:  # comparisons with NaN are False: NaN boxes fail too
         if not (x2 > x1 and y2 > y1 and x2 >= 0 and y2 >= 0 and x1 <= right and y1 <= bottom
                 and max(abs(x1), abs(y1), abs(x2), abs(y2)) <= MAX_COORDINATE):
-            _explain_bad_boxes(arr, image_shape)
-    return arr.astype(np.float32)
+            _explain_bad_boxes(np.asarray(boxes, dtype=np.float64).reshape(-1, 4), image_shape)
+    return arr, rows
 
 
 def _explain_bad_boxes(arr: np.ndarray, image_shape: tuple[int, ...] | None) -> None:
@@ -80,49 +88,67 @@ def _explain_bad_boxes(arr: np.ndarray, image_shape: tuple[int, ...] | None) -> 
     raise InputError(f"box {int(off[0])} {arr[off[0]].tolist()} lies entirely outside the {iw}x{ih} image")
 
 
+Region = tuple[float, float, float, float]  # (cx, cy, side_x, side_y)
+
+
+def box_region(x1: float, y1: float, x2: float, y2: float, rule: CropRule) -> Region:
+    """One face box's crop region ``(cx, cy, side_x, side_y)`` per the model's crop rule (Python floats)."""
+    w, h = x2 - x1, y2 - y1
+    if rule.side_mode == "per_axis":
+        side_x, side_y = w * rule.expand, h * (rule.expand if rule.expand_y is None else rule.expand_y)
+    else:
+        if rule.side_mode == "max_wh":
+            side = max(w, h)
+        elif rule.side_mode == "max_wh_plus1":
+            side = max(w + 1, h + 1)
+        else:  # "diag"
+            side = math.hypot(w, h)
+        side_x = side_y = side * rule.expand
+    return ((x1 + x2) / 2 + rule.shift_x * side_x + rule.offset_px,
+            (y1 + y2) / 2 + rule.shift_y * side_y + rule.offset_px, side_x, side_y)
+
+
+def clip_region(region, image_shape: tuple[int, ...]) -> Region:
+    """A region whose pixel span ``[first, end)`` is clipped to ``[0, W-1]`` x ``[0, H-1]``.
+
+    ``first`` is the index of the region's first pixel (its left edge + 1/2). The bound W-1 (not
+    W) is the official PIPNet code's, kept so that its checkpoints see the crop they were trained on.
+    """
+    out = []
+    for centre, side, limit in ((region[0], region[2], image_shape[1] - 1), (region[1], region[3], image_shape[0] - 1)):
+        first = centre - side / 2 + 0.5
+        first, end = max(first, 0.0), min(first + side, float(limit))
+        out.append((first - 0.5 + (end - first) / 2, end - first))
+    return (out[0][0], out[1][0], out[0][1], out[1][1])
+
+
+def region_matrix(region, width: int, height: int, map_offset_px: float = 0.0
+                  ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """The 2x3 affine matrix image → input pixel-centre coordinates of one region (see module docstring);
+    ``map_offset_px`` is the crop rule's offset added to mapped-back points (the inverse subtracts it)."""
+    cx, cy, side_x = region[0], region[1], region[2]
+    side_y = region[3] if len(region) > 3 else side_x
+    sx, sy = width / side_x, height / side_y
+    return ((sx, 0.0, (side_x / 2 - cx - map_offset_px) * sx - 0.5),
+            (0.0, sy, (side_y / 2 - cy - map_offset_px) * sy - 0.5))
+
+
 def crop_regions(boxes: np.ndarray, rule: CropRule) -> np.ndarray:
     """(F, 4) float regions ``(cx, cy, side_x, side_y)`` from face boxes, per the model's crop rule.
 
     Square rules give ``side_x == side_y``. This is the region the model's coordinates are
     mapped back through (before any clipping or whole-pixel rounding of what is sampled).
-    Python floats box by box, for the reason ``validate_boxes`` gives (F is a handful per image;
-    a training set's 20k boxes take ~0.1 s).
+    Python floats box by box (``box_region``), for the reason ``validate_boxes`` gives (F is a
+    handful per image; a training set's 20k boxes take ~0.1 s).
     """
-    expand_y = rule.expand if rule.expand_y is None else rule.expand_y
-    out = []
-    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4).tolist():
-        w, h = x2 - x1, y2 - y1
-        if rule.side_mode == "per_axis":
-            side_x, side_y = w * rule.expand, h * expand_y
-        else:
-            if rule.side_mode == "max_wh":
-                side = max(w, h)
-            elif rule.side_mode == "max_wh_plus1":
-                side = max(w + 1, h + 1)
-            else:  # "diag"
-                side = math.hypot(w, h)
-            side_x = side_y = side * rule.expand
-        out.append(((x1 + x2) / 2 + rule.shift_x * side_x + rule.offset_px,
-                    (y1 + y2) / 2 + rule.shift_y * side_y + rule.offset_px, side_x, side_y))
-    return np.array(out, dtype=np.float64).reshape(-1, 4)
+    rows = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).tolist()
+    return np.array([box_region(*row, rule) for row in rows], dtype=np.float64).reshape(-1, 4)
 
 
 def clip_regions(regions: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
-    """Regions whose pixel span ``[first, end)`` is clipped to ``[0, W-1]`` x ``[0, H-1]``.
-
-    ``first`` is the index of the region's first pixel (its left edge + 1/2). The bound W-1 (not
-    W) is the official PIPNet code's, kept so that its checkpoints see the crop they were trained on.
-    """
-    ih, iw = image_shape[:2]
-    r = np.asarray(regions, dtype=np.float64)
-    out = r.copy()
-    for axis, limit in ((0, iw - 1), (1, ih - 1)):
-        first = r[:, axis] - r[:, axis + 2] / 2 + 0.5
-        end = first + r[:, axis + 2]
-        first, end = np.maximum(first, 0.0), np.minimum(end, float(limit))
-        out[:, axis + 2] = end - first
-        out[:, axis] = first - 0.5 + out[:, axis + 2] / 2
-    return out
+    """``clip_region`` of each of (F, 4) regions."""
+    rows = np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
+    return np.array([clip_region(r, image_shape) for r in rows], dtype=np.float64).reshape(-1, 4)
 
 
 def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
@@ -136,28 +162,25 @@ def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
 
 
 def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
-    """(F, 2, 3) affine matrices image → input pixel-centre coordinates (see module docstring).
-
-    ``regions`` are ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``. ``map_offset_px`` is the
-    crop rule's offset added to mapped-back points (the inverse subtracts it). Python floats box
-    by box, as ``crop_regions``.
-    """
-    out = []
-    for r in np.asarray(regions, dtype=np.float64).tolist():
-        cx, cy, side_x = r[0], r[1], r[2]
-        side_y = r[3] if len(r) > 3 else side_x
-        sx, sy = width / side_x, height / side_y
-        out.append(((sx, 0.0, (side_x / 2 - cx - map_offset_px) * sx - 0.5),
-                    (0.0, sy, (side_y / 2 - cy - map_offset_px) * sy - 0.5)))
-    return np.array(out, dtype=np.float64).reshape(-1, 2, 3)
+    """(F, 2, 3) ``region_matrix`` of each region, ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``."""
+    rows = np.asarray(regions, dtype=np.float64).tolist()
+    return np.array([region_matrix(r, width, height, map_offset_px) for r in rows], dtype=np.float64).reshape(-1, 2, 3)
 
 
 def to_image_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:
-    """Map decoded input coordinates (F, L, 2) back to image pixels with the exact inverse warp."""
+    """Map decoded input coordinates (F, L, 2) back to image pixels with the exact inverse warp (in float64).
+
+    Four numpy calls in all (views for the matrices' diagonal and last column): it runs once per
+    ``predict``, on a cold cache, where each distinct numpy routine costs its first-call price.
+    """
     m = np.asarray(matrices, dtype=np.float64)
-    shift = m[:, :, 2] + (0.5 if coordinate_origin == "pixel_corner" else 0.0)
-    scale = m[:, [0, 1], [0, 1]]
-    return ((np.asarray(points, dtype=np.float64) - shift[:, None]) / scale[:, None]).astype(np.float32)
+    flat = m.reshape(len(m), 6)
+    scale, shift = flat[:, None, 0::4], flat[:, None, 2::3]  # (F, 1, 2): (m00, m11) and (m02, m12)
+    if coordinate_origin == "pixel_corner":
+        shift = shift + 0.5
+    out = np.subtract(points, shift, dtype=np.float64)
+    out /= scale
+    return out.astype(np.float32)
 
 
 def to_input_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:
@@ -225,12 +248,22 @@ def map_matrices(regions: np.ndarray, rule: CropRule, image_shape: tuple[int, ..
     return warp_matrices(regions, width, height, rule.map_offset_px)
 
 
+def takes_pixels(spec: InputSpec) -> bool:
+    """Whether the network's input is the crop's pixels unchanged (NHWC, identity normalisation):
+    uint8 (quantised with scale 1, zero point 0) or, in older files, float32."""
+    identity = spec.layout == "nhwc" and spec.scale == 1 and not any(spec.mean) and all(s == 1 for s in spec.std)
+    if spec.dtype == "uint8":
+        return identity and spec.quant_scale == 1 and spec.quant_zero_point == 0
+    return identity and spec.dtype == "float32"
+
+
 def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr") -> np.ndarray:
     """uint8 crops (F, H, W, 3) in ``image_color`` order → the network's float tensor and layout."""
     order = [0, 1, 2] if image_color == spec.color else [2, 1, 0]
-    if spec.layout == "nhwc" and order == [0, 1, 2] and spec.scale == 1 and not any(spec.mean) \
-            and all(s == 1 for s in spec.std):  # the graph normalises (converters.graph_input): cast only
-        return crops.astype(np.float32)
+    if takes_pixels(spec):  # the graph normalises (converters.graph_input): the crops go in as they are
+        if spec.dtype == "uint8":
+            return crops if order == [0, 1, 2] else np.ascontiguousarray(crops[..., ::-1])
+        return crops[..., order].astype(np.float32) if order != [0, 1, 2] else crops.astype(np.float32)
     scale = np.float32(spec.scale) / np.asarray(spec.std, dtype=np.float32)
     offset = np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)
     f, h, w, _ = crops.shape
@@ -261,16 +294,32 @@ def to_layout(tensors: np.ndarray, source: str, target: str) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(_LAYOUT_AXES[(source, target)]))
 
 
+class PreparedBatch(NamedTuple):
+    """A batch ready for the backend: the network tensor, the (F, 2, 3) image → input matrices the
+    decoded points are mapped back through, and the validated (F, 4) float32 boxes."""
+
+    tensor: np.ndarray
+    matrices: np.ndarray
+    boxes: np.ndarray
+
+
+def prepare_faces(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: CropRule,
+                  image_color: str = "bgr") -> PreparedBatch:
+    """One image, F boxes → ``PreparedBatch``; the geometry on Python floats box by box (``_checked_boxes``)."""
+    validate_image(image)
+    checked, rows = _checked_boxes(boxes, image.shape)
+    regions = [box_region(*row, rule) for row in rows]
+    if rule.clip:
+        regions = [clip_region(r, image.shape) for r in regions]
+    sampling = np.array([region_matrix(r, spec.width, spec.height) for r in regions], np.float64).reshape(-1, 2, 3)
+    matrices = sampling if rule.map_offset_px == 0 else np.array(
+        [region_matrix(r, spec.width, spec.height, rule.map_offset_px) for r in regions], np.float64).reshape(-1, 2, 3)
+    crops = sample_faces(image, regions, rule, spec.width, spec.height, sampling)
+    return PreparedBatch(normalise(crops, spec, image_color), matrices, checked)
+
+
 def prepare_batch(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: CropRule,
                   image_color: str = "bgr") -> tuple[np.ndarray, np.ndarray]:
     """One image, F boxes → (tensor, image→input matrices). Calibration uses this very function."""
-    validate_image(image)
-    boxes = validate_boxes(boxes, image.shape)
-    regions = crop_regions(boxes, rule)
-    if rule.clip:
-        regions = clip_regions(regions, image.shape)
-    sampling = warp_matrices(regions, spec.width, spec.height)
-    matrices = sampling if rule.map_offset_px == 0 else warp_matrices(regions, spec.width, spec.height,
-                                                                      rule.map_offset_px)
-    crops = sample_faces(image, regions, rule, spec.width, spec.height, sampling)
-    return normalise(crops, spec, image_color), matrices
+    prepared = prepare_faces(image, boxes, spec, rule, image_color)
+    return prepared.tensor, prepared.matrices

@@ -79,6 +79,19 @@ class Backend(ABC):
         return {}
 
     @staticmethod
+    def as_pixels(tensor: np.ndarray) -> np.ndarray:
+        """A batch for a file whose input is uint8 pixels (its graph normalises, ``converters.graph_input``):
+        uint8 as it is; float pixel values (whole numbers in 0..255) cast; anything else — a tensor already
+        normalised, say — is refused rather than wrapped around."""
+        if tensor.dtype == np.uint8:
+            return tensor
+        values = np.asarray(tensor)
+        if values.size and not (np.all(values == np.round(values)) and values.min() >= 0 and values.max() <= 255):
+            raise InputError("this model takes uint8 pixels (its graph normalises them); got values that are not "
+                             "whole numbers in 0..255 — pass the crops themselves, not a normalised tensor")
+        return values.astype(np.uint8)
+
+    @staticmethod
     def run_in_chunks(tensor: np.ndarray, step: int, infer) -> list[np.ndarray]:
         """Run ``infer(part) -> [outputs]`` on chunks of ``step`` faces and concatenate per output.
 

@@ -28,6 +28,7 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # ORT raises its own exception types for bad protobufs
             raise ModelLoadError(f"cannot load ONNX model {self.path}: the file is truncated, corrupt or not ONNX "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        self._output_names = [o.name for o in self.session.get_outputs()]  # asked once: the query builds objects
         self._input_name = self.session.get_inputs()[0].name
         self._input_type = self.session.get_inputs()[0].type
         batch = self.session.get_inputs()[0].shape[0]
@@ -44,7 +45,9 @@ class OnnxRuntimeBackend(Backend):
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         if self._input_type == "tensor(float16)":
             tensor = tensor.astype(np.float16)
-        names = self.output_names()
+        elif self._input_type == "tensor(uint8)":
+            tensor = self.as_pixels(tensor)
+        names = self._output_names
         step = self._static_batch
         if step is None or len(tensor) == step:
             values = self.session.run(names, {self._input_name: tensor})
@@ -53,7 +56,7 @@ class OnnxRuntimeBackend(Backend):
         return dict(zip(names, values))
 
     def output_names(self) -> list[str]:
-        return [o.name for o in self.session.get_outputs()]
+        return list(self._output_names)
 
     def input_shape(self) -> tuple[int | None, ...] | None:
         return _static(self.session.get_inputs()[0].shape[1:])

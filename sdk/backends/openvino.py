@@ -67,7 +67,7 @@ class OpenVinoBackend(Backend):
         batch = port.get_partial_shape()[0]
         # A static batch (an ONNX exported for one face) is run in chunks of that size.
         self._static_batch = batch.get_length() if batch.is_static else None
-        self._input_type = np.float16 if port.get_element_type().get_type_name() == "f16" else np.float32
+        self._input_type = {"f16": np.float16, "u8": np.uint8}.get(port.get_element_type().get_type_name(), np.float32)
         self._ports = list(self.compiled.outputs)
         self._names: list[str] | None = None
 
@@ -96,7 +96,8 @@ class OpenVinoBackend(Backend):
         return {name: _static(p.get_partial_shape())[1:] for name, p in zip(self.output_names(), self._ports)}
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        tensor = np.ascontiguousarray(tensor, dtype=self._input_type)
+        tensor = np.ascontiguousarray(self.as_pixels(tensor) if self._input_type is np.uint8 else tensor,
+                                      dtype=self._input_type)
         if len(tensor) == 0:
             return {name: np.zeros((0, *[d.get_length() if d.is_static else 0 for d in p.get_partial_shape()[1:]]),
                                    dtype=np.float32) for name, p in zip(self.output_names(), self._ports)}
