@@ -15,6 +15,7 @@ Mesh, dlib) and the end-to-end rows that find their own faces (``box_rule`` ``de
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +96,17 @@ def camera_frame() -> np.ndarray:
     return frame_640x480(cv2.imread(str(SAMPLE)))
 
 
-def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, measure_interleaved, runs: int,
-                    warmup: int):
-    """(raw, predict) latency stats of one row, their calls interleaved (``benchmarks.latency.time_interleaved``):
-    ``boxes=None`` times the detecting path on ``image``."""
+def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, runs: int, warmup: int):
+    """(raw, predict, own) of one row, the raw and predict calls timed in turns (``benchmarks.latency.
+    time_interleaved``); ``boxes=None`` times the detecting path on ``image``.
+
+    ``own``: for an edgemark ``Predictor``, the statistics of what each ``predict`` call spent outside the
+    backend calls it made (its duration minus theirs, paired call by call), the SDK's own cost with the
+    network's run-to-run noise taken out; None for the peers.
+    """
     from sdk.preprocess import prepare_batch
+
+    from .latency import summarize, time_interleaved
 
     call_boxes = boxes
     if boxes is None:  # the network's own call on the face the row finds in the frame
@@ -107,14 +114,42 @@ def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, meas
         if len(found) == 0:
             raise RuntimeError("the row's detector finds no face in the benchmark frame")
         call_boxes = found.boxes[:1]
-    if hasattr(predictor, "raw_call"):
+    backend = None if hasattr(predictor, "raw_call") else predictor.backend
+    if backend is None:
         raw_fn = predictor.raw_call(image, call_boxes)
+        predict_fn = lambda: predictor.predict(image, boxes)  # noqa: E731
     else:
         meta = predictor.metadata
         tensor, _ = prepare_batch(image, call_boxes, meta.input, meta.crop)
-        raw_fn = lambda: predictor.backend.run(tensor)  # noqa: E731
-    raw, full = measure_interleaved([raw_fn, lambda: predictor.predict(image, boxes)], runs, warmup)
-    return raw, full
+        run = backend.run
+        raw_fn = lambda: run(tensor)  # noqa: E731
+        inside: list[float] = []
+
+        def timed_run(batch):
+            start = time.perf_counter()
+            try:
+                return run(batch)
+            finally:
+                inside[-1] += time.perf_counter() - start
+
+        def predict_fn():
+            inside.append(0.0)
+            predictor.predict(image, boxes)
+
+        before = backend.__dict__.get("run")  # an instance's own run (a test's), else the class's method
+        backend.run = timed_run
+    try:
+        raw_d, predict_d = time_interleaved([raw_fn, predict_fn], runs, warmup)
+    finally:
+        if backend is not None:
+            if before is None:
+                del backend.run
+            else:
+                backend.run = before
+    own = None
+    if backend is not None:
+        own = summarize(np.maximum(np.asarray(predict_d) - np.asarray(inside[-runs:]), 0.0))
+    return summarize(raw_d), summarize(predict_d), own
 
 
 def detected_accuracy(predictor, dataset, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from .decoders import DECODERS, decode, point_confidence
 from .errors import EdgemarkError, InputError, ModelLoadError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
-from .preprocess import prepare_faces, to_image_coords, validate_image
+from .preprocess import Scratch, prepare_faces, to_image_coords, validate_image
 
 if TYPE_CHECKING:
     from .detection import FaceDetector
@@ -161,6 +161,7 @@ class Predictor:
         self._run_lock = None if safe else threading.Lock()
         self._detector = opts.detector
         self._detector_lock = threading.Lock()
+        self._scratch = Scratch()
 
     # --- inference on ready tensors --------------------------------------------------------
     def _run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
@@ -312,7 +313,7 @@ class Predictor:
 
     def _predict_boxes(self, image: np.ndarray, boxes, color: str, flip: bool, extra: dict[str, Any]) -> Prediction:
         meta = self.metadata
-        batch = prepare_faces(image, boxes, meta.input, meta.crop, image_color=color)
+        batch = prepare_faces(image, boxes, meta.input, meta.crop, image_color=color, scratch=self._scratch)
         tensor, step = batch.tensor, self.options.max_batch
         if len(tensor) <= step:
             pts, scores, pc = self.infer_with_confidence(tensor, flip_test=flip)

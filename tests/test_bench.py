@@ -139,6 +139,29 @@ def test_interleaved_timing_takes_turns_in_alternating_order():
         time_interleaved([call("a")], runs=0)
 
 
+def test_sdk_own_cost_is_predict_minus_the_backend_calls_inside_it(tiny_onnx, face_image):
+    """A backend made 5 ms slower on purpose moves the raw and predict times, not the SDK's own cost."""
+    import time as _time
+
+    from benchmarks.peer_rows import raw_and_predict
+    from sdk.predictor import Predictor
+
+    p = Predictor(tiny_onnx, threads=1)
+    boxes = np.array([[40, 30, 160, 170]], np.float32)
+    raw, full, own = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
+    assert own is not None and 0 <= own.median_ms < full.median_ms
+    run = p.backend.run
+
+    def slow_run(tensor):
+        _time.sleep(0.005)
+        return run(tensor)
+
+    p.backend.run = slow_run
+    raw2, full2, own2 = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
+    assert raw2.median_ms >= 5 and full2.median_ms >= 5 and own2.median_ms < 5
+    assert p.backend.run is slow_run  # the timing wrapper is taken off again
+
+
 @pytest.mark.parametrize("bad", [[], [0.001, float("nan")], [-0.001]])
 def test_summary_rejects_bad_durations(bad):
     with pytest.raises(ValueError):
