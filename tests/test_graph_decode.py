@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from sdk.backends import open_backend
 from sdk.decoders import IN_GRAPH, decode_h3r_topk
 from sdk.decoders.heatmap import top_cells
 from sdk.errors import MetadataError
@@ -149,6 +150,56 @@ def test_pixel_input_file_predicts_what_the_original_predicts(pixel_input_pair, 
         assert np.abs(pa.landmarks - pb.landmarks).max() <= 1e-3
     rgb = np.ascontiguousarray(face_image[..., ::-1])
     assert np.abs(b.predict(rgb, boxes, color="rgb").landmarks - a.predict(face_image, boxes).landmarks).max() <= 1e-3
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_pixel_input_takes_uint8_and_refuses_a_normalised_tensor(pixel_input_pair, suffix, face_image):
+    from sdk.errors import InputError
+    from sdk.preprocess import normalise, prepare_batch, takes_pixels
+
+    maps, pixels = pixel_input_pair[suffix]
+    b = open_backend(pixels, threads=1)
+    spec = b.metadata.input
+    assert spec.dtype == "uint8" and takes_pixels(spec)
+    tensor, _ = prepare_batch(face_image, [[40, 30, 160, 170]], spec, b.metadata.crop)
+    assert tensor.dtype == np.uint8 and tensor.shape == (1, spec.height, spec.width, 3)
+    want = b.run(tensor)
+    for name, value in b.run(tensor.astype(np.float32)).items():  # float pixel values are the same pixels
+        assert np.array_equal(value, want[name])
+    original = open_backend(maps, threads=1).metadata.input
+    with pytest.raises(InputError, match="uint8 pixels"):
+        b.run(normalise(tensor, original).transpose(0, 2, 3, 1).copy())
+
+
+def test_float_pixel_files_are_given_the_uint8_input(decoded_pair, tmp_path):
+    """A file from the earlier float32-pixels rewrite gets a Cast in front, outputs unchanged."""
+    import dataclasses
+
+    import onnx
+    from onnx import TensorProto
+
+    from converters.graph_input import normalise_in_graph, pixels_metadata
+    from sdk.metadata import METADATA_KEY
+
+    _, fused = decoded_pair[".onnx"]
+    pixels, _ = normalise_in_graph(fused, tmp_path / "pixels.onnx")
+    model = onnx.load(str(pixels))  # made into the float32-pixels form the earlier rewrite wrote
+    meta = open_backend(pixels, threads=1).metadata
+    old_meta = meta.replace(input=dataclasses.replace(meta.input, dtype="float32", quant_scale=None,
+                                                      quant_zero_point=None))
+    (cast,) = [n for n in model.graph.node if n.op_type == "Cast" and n.output[0].startswith("edgemark_normalise/")]
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.FLOAT
+    model.graph.node.remove(cast)
+    for node in model.graph.node:
+        node.input[:] = [cast.input[0] if n == cast.output[0] else n for n in node.input]
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = old_meta.to_json()
+    onnx.save(model, str(tmp_path / "float_pixels.onnx"))
+    assert open_backend(tmp_path / "float_pixels.onnx", threads=1).metadata.input.dtype == "float32"
+    upgraded, worst = normalise_in_graph(tmp_path / "float_pixels.onnx", tmp_path / "upgraded.onnx")
+    assert worst == 0.0
+    assert open_backend(upgraded, threads=1).metadata.input == pixels_metadata(old_meta).input
 
 
 def test_normalising_twice_is_refused(pixel_input_pair, tmp_path):

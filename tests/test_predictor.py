@@ -143,3 +143,17 @@ def test_onnx_without_metadata(runtime_onnx, tmp_path):
 def test_no_boxes_means_no_faces(runtime_onnx, face_image, boxes):
     result = Predictor(runtime_onnx).predict(face_image, boxes)
     assert len(result) == 0 and result.landmarks.shape == (0, 98, 2) and result.boxes.shape == (0, 4)
+
+
+def test_reused_buffers_leave_earlier_results_alone(runtime_onnx, face_image):
+    """The Predictor writes crops and tensors into per-thread buffers it reuses (sdk.preprocess.Scratch):
+    a later call with other faces, or another number of them, changes nothing already returned."""
+    p = Predictor(runtime_onnx, threads=1)
+    boxes = np.array([[40, 30, 160, 170]], np.float32)
+    first = p.predict(face_image, boxes)
+    kept = first.landmarks.copy(), first.point_confidence.copy()
+    p.predict(face_image[::-1].copy(), np.repeat(boxes, 3, axis=0) + [[0, 0, 5, 5]])
+    again = p.predict(face_image, boxes)
+    np.testing.assert_array_equal(first.landmarks, kept[0])
+    np.testing.assert_array_equal(first.point_confidence, kept[1])
+    np.testing.assert_array_equal(again.landmarks, kept[0])
