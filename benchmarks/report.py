@@ -271,6 +271,11 @@ OVERHEAD_TARGET = 1.15  # predict ÷ raw for every file whose raw call takes >= 
 OWN_TARGET_MS = 0.15  # the SDK's own cost per face for the bundled default at batch 1 (the overhead issue's aim)
 
 
+def _bundled_default(m: dict[str, Any]) -> bool:
+    """Whether a row is one of the bundled default model's files (``sdk/models``)."""
+    return m["kind"] == "edgemark" and "/sdk/models/" in "/" + m["file"]
+
+
 def _own_ms(cell: dict[str, Any]) -> float | None:
     """The SDK's own ms per face: predict minus the backend calls inside it, median of the per-call differences."""
     own = cell.get("sdk_own")
@@ -296,7 +301,7 @@ def _overhead_section(data: dict[str, Any]) -> list[str]:
             body.append([*_label(m), *[_overhead_text(c) for c in cells]])
             slow += [c["overhead_ratio"] <= OVERHEAD_TARGET for c in cells if m.get("peer") is None and c
                      and c["batch"] == 1 and "frame" not in c and c["raw"]["median_ms"] >= 1.0]
-            if m["kind"] == "edgemark" and "/sdk/models/" in "/" + m["file"]:
+            if _bundled_default(m):
                 own += [f"{m['runtime']} {m['precision']} t{c['threads']} {_own_ms(c):.3f}" for c in cells
                         if c and c["batch"] == 1 and "frame" not in c and _own_ms(c) is not None]
     summary = (f"edgemark files' batch-1 cells whose raw call takes ≥ 1 ms and whose ratio is ≤ {OVERHEAD_TARGET:.2f}: "
@@ -438,7 +443,7 @@ def _versus_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     peers = [m for m in data["models"] if m["kind"] == "landmark_peer"]
     if not peers:
         return []
-    defaults = [m for m in data["models"] if m["kind"] == "edgemark" and "/sdk/models/" in "/" + m["file"]]
+    defaults = [m for m in data["models"] if _bundled_default(m)]
     order = {"edgemark": 0, "mediapipe_facemesh": 1, "dlib_68": 2}
     rows = defaults + peers
     return sorted(rows, key=lambda m: (order.get(m.get("peer") or "edgemark", 3),

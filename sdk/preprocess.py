@@ -166,9 +166,10 @@ def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
     return np.stack([first[:, 0], first[:, 1], end[:, 0], end[:, 1]], axis=1).astype(np.int64)
 
 
-def warp_matrices(regions: np.ndarray, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
-    """(F, 2, 3) ``region_matrix`` of each region, ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``."""
-    rows = np.asarray(regions, dtype=np.float64).tolist()
+def warp_matrices(regions: np.ndarray | list, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
+    """(F, 2, 3) ``region_matrix`` of each region, ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``: an array,
+    or a list of tuples of Python floats as ``prepare_faces`` has them (used as they are)."""
+    rows = regions if isinstance(regions, list) else np.asarray(regions, dtype=np.float64).tolist()
     return np.array([region_matrix(r, width, height, map_offset_px) for r in rows], dtype=np.float64).reshape(-1, 2, 3)
 
 
@@ -340,9 +341,9 @@ def prepare_faces(image: np.ndarray, boxes: np.ndarray, spec: InputSpec, rule: C
     regions = [box_region(*row, rule) for row in rows]
     if rule.clip:
         regions = [clip_region(r, image.shape) for r in regions]
-    sampling = np.array([region_matrix(r, spec.width, spec.height) for r in regions], np.float64).reshape(-1, 2, 3)
-    matrices = sampling if rule.map_offset_px == 0 else np.array(
-        [region_matrix(r, spec.width, spec.height, rule.map_offset_px) for r in regions], np.float64).reshape(-1, 2, 3)
+    sampling = warp_matrices(regions, spec.width, spec.height)
+    matrices = sampling if rule.map_offset_px == 0 else warp_matrices(regions, spec.width, spec.height,
+                                                                      rule.map_offset_px)
     f = len(regions)
     crops_out = tensor_out = None
     if scratch is not None:
