@@ -8,7 +8,7 @@ import pytest
 
 from sdk.backends import open_backend
 from sdk.decoders import IN_GRAPH, decode_h3r_topk
-from sdk.decoders.heatmap import top_cells
+from sdk.decoders.heatmap import _top_cells, top_cells
 from sdk.errors import MetadataError
 
 
@@ -43,6 +43,10 @@ def test_top_cells_is_the_argpartition_set(kind):
         flat = np.ones((4, 1024), np.float32) * 0.5
     got = np.sort(top_cells(flat, 9, 32, 32), axis=1)
     np.testing.assert_array_equal(got, _argpartition_cells(flat, 9))
+    for k in (1, 4, 49):  # and the values the decoder reads with them
+        idx, values = _top_cells(flat, k, 32, 32, flat.argmax(axis=1))
+        np.testing.assert_array_equal(np.sort(idx, axis=1), _argpartition_cells(flat, k))
+        np.testing.assert_array_equal(values, np.take_along_axis(flat, idx, axis=1))
 
 
 def test_h3r_decoder_unchanged_by_the_fast_top_k():

@@ -119,8 +119,8 @@ def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
 
 def _to_float(y: np.ndarray, detail: dict) -> np.ndarray:
     """Output tensor → float32, dequantised when the file quantises it."""
-    if np.dtype(detail["dtype"]).kind == "f":
-        return np.array(y, dtype=np.float32)
+    if np.dtype(detail["dtype"]).kind == "f":  # get_tensor returns a copy already: no second one
+        return np.asarray(y, dtype=np.float32)
     scale, zero = _quant(detail)
     if scale == 0.0:
         return np.array(y, dtype=np.float32)  # an integer output that is not quantised (e.g. indices)
