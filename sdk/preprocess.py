@@ -277,14 +277,11 @@ def normalise(crops: np.ndarray, spec: InputSpec, image_color: str = "bgr", out:
     scale = np.float32(spec.scale) / np.asarray(spec.std, dtype=np.float32)
     offset = np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32)
     f, h, w, _ = crops.shape
-    if spec.layout == "nchw":  # per plane straight into the output: no float temporaries
+    if spec.layout == "nchw":  # one pass per plane straight into the output: no temporaries
         t = np.empty((f, 3, h, w), dtype=np.float32) if out is None else out
-        for i in range(f):
-            # cv2.split's contiguous planes: the multiply then reads unit-stride bytes (35 vs 47 µs a 128-px face)
-            planes = cv2.split(np.ascontiguousarray(crops[i]))
-            for c, src in enumerate(order):
-                np.multiply(planes[src], scale[c], out=t[i, c], dtype=np.float32)
-                t[i, c] -= offset[c]
+        for c, src in enumerate(order):
+            np.multiply(crops[..., src], scale[c], out=t[:, c], dtype=np.float32)
+            t[:, c] -= offset[c]
         return t
     t = crops[..., order].astype(np.float32)
     t *= scale

@@ -1,4 +1,4 @@
-"""The SDK's faster glue computes what the plain formulas compute: normalisation, the softmax sums, the top-k decode."""
+"""The SDK's glue computes what the plain formulas compute: normalisation, the softmax sums, the top-k decode."""
 from __future__ import annotations
 
 import numpy as np
