@@ -1,10 +1,9 @@
-"""The SDK's glue computes what the plain formulas compute: normalisation, the softmax sums, the top-k decode."""
+"""The SDK's glue computes what the plain formulas compute: the NCHW normalisation, the softmax sums."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sdk.decoders import decode_h3r_topk
 from sdk.decoders.heatmap import _exp_sums
 from sdk.metadata import InputSpec
 from sdk.preprocess import normalise
@@ -38,35 +37,3 @@ def test_exp_sums_match_numpy(dtype):
     want = np.exp(flat.astype(np.float64)).sum(axis=1)
     np.testing.assert_allclose(_exp_sums(flat), want, rtol=1e-6)
     np.testing.assert_allclose(_exp_sums(flat[:, ::2]), np.exp(flat[:, ::2].astype(np.float64)).sum(axis=1), rtol=1e-6)
-
-
-def _reference_topk(maps: np.ndarray, stride: float, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The decoder's definition with a full stable sort and float64 softmax: the slow, obvious form."""
-    n, l, h, w = maps.shape
-    flat = maps.reshape(n * l, h * w).astype(np.float64)
-    idx = np.argsort(-flat, axis=1, kind="stable")[:, :k]
-    vals = np.take_along_axis(flat, idx, axis=1)
-    peak = flat.max(axis=1, keepdims=True)
-    top = np.exp(vals - peak)
-    xy = np.stack([(top * (idx % w)).sum(1), (top * (idx // w)).sum(1)], -1) / top.sum(1)[:, None] * stride
-    mass = top.sum(1) / np.exp(flat - peak).sum(1)
-    return xy.reshape(n, l, 2), mass.reshape(n, l)
-
-
-@pytest.mark.parametrize("kind", ["float", "quantised", "beyond exp range", "flat"])
-@pytest.mark.parametrize("k", [1, 9, 49, 60])
-def test_topk_decoder_is_its_definition(kind, k):
-    rng = np.random.default_rng(k)
-    yy, xx = np.mgrid[0:32, 0:32]
-    maps = np.array([-((xx - cx) ** 2 + (yy - cy) ** 2) * 0.3 for cx, cy in rng.uniform(-2, 34, (2 * 20, 2))])
-    maps = (maps + rng.normal(0, 0.2, maps.shape)).reshape(2, 20, 32, 32).astype(np.float32)
-    if kind == "quantised":  # few levels: ties at the k-th value
-        maps = np.round(maps * 2).astype(np.float32) / 2
-    elif kind == "beyond exp range":  # |peak| > EXP_SAFE: the shifted softmax
-        maps = maps + np.float32(80)
-    elif kind == "flat":
-        maps = rng.normal(size=maps.shape).astype(np.float32)
-    pts, mass = decode_h3r_topk(maps, stride=4.0, topk=k)
-    want_pts, want_mass = _reference_topk(maps, 4.0, k)
-    assert np.abs(pts - want_pts).max() <= 1e-4
-    np.testing.assert_allclose(mass, want_mass, rtol=1e-5)

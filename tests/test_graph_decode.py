@@ -8,7 +8,7 @@ import pytest
 
 from sdk.backends import open_backend
 from sdk.decoders import IN_GRAPH, decode_h3r_topk
-from sdk.decoders.heatmap import _top_cells, top_cells
+from sdk.decoders.heatmap import _map_tables, _top_cells, top_cells
 from sdk.errors import MetadataError
 
 
@@ -44,7 +44,7 @@ def test_top_cells_is_the_argpartition_set(kind):
     got = np.sort(top_cells(flat, 9, 32, 32), axis=1)
     np.testing.assert_array_equal(got, _argpartition_cells(flat, 9))
     for k in (1, 4, 49):  # and the values the decoder reads with them
-        idx, values = _top_cells(flat, k, 32, 32, flat.argmax(axis=1))
+        idx, values = _top_cells(flat, k, 32, 32, flat.argmax(axis=1), _map_tables(len(flat), 32, 32))
         np.testing.assert_array_equal(np.sort(idx, axis=1), _argpartition_cells(flat, k))
         np.testing.assert_array_equal(values, np.take_along_axis(flat, idx, axis=1))
 
@@ -53,14 +53,41 @@ def test_h3r_decoder_unchanged_by_the_fast_top_k():
     rng = np.random.default_rng(0)
     maps = _peaked_maps(rng, 2 * 98).reshape(2, 98, 32, 32)
     pts, mass = decode_h3r_topk(maps, stride=4.0)
-    flat = maps.reshape(2 * 98, -1)
-    idx = _argpartition_cells(flat, 9)
-    vals = np.take_along_axis(flat, idx, axis=1).astype(np.float64)
-    w = np.exp(vals - vals.max(1, keepdims=True))
-    w /= w.sum(1, keepdims=True)
-    want = np.stack([(w * (idx % 32)).sum(1), (w * (idx // 32)).sum(1)], -1).reshape(2, 98, 2) * 4
+    want, _ = _reference_topk(maps, 4.0, 9)
     assert np.abs(pts - want).max() <= 1e-4
     assert mass.shape == (2, 98) and np.all((mass > 0) & (mass <= 1 + 1e-6))
+
+
+def _reference_topk(maps: np.ndarray, stride: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The decoder's definition with a full stable sort and float64 softmax: the slow, obvious form."""
+    n, l, h, w = maps.shape
+    flat = maps.reshape(n * l, h * w).astype(np.float64)
+    idx = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    vals = np.take_along_axis(flat, idx, axis=1)
+    peak = flat.max(axis=1, keepdims=True)
+    top = np.exp(vals - peak)
+    xy = np.stack([(top * (idx % w)).sum(1), (top * (idx // w)).sum(1)], -1) / top.sum(1)[:, None] * stride
+    mass = top.sum(1) / np.exp(flat - peak).sum(1)
+    return xy.reshape(n, l, 2), mass.reshape(n, l)
+
+
+@pytest.mark.parametrize("kind", ["float", "quantised", "beyond exp range", "flat"])
+@pytest.mark.parametrize("k", [1, 9, 49, 60])
+def test_topk_decoder_is_its_definition(kind, k):
+    rng = np.random.default_rng(k)
+    yy, xx = np.mgrid[0:32, 0:32]
+    maps = np.array([-((xx - cx) ** 2 + (yy - cy) ** 2) * 0.3 for cx, cy in rng.uniform(-2, 34, (2 * 20, 2))])
+    maps = (maps + rng.normal(0, 0.2, maps.shape)).reshape(2, 20, 32, 32).astype(np.float32)
+    if kind == "quantised":  # few levels: ties at the k-th value
+        maps = np.round(maps * 2).astype(np.float32) / 2
+    elif kind == "beyond exp range":  # |peak| > EXP_SAFE: the shifted softmax
+        maps = maps + np.float32(80)
+    elif kind == "flat":
+        maps = rng.normal(size=maps.shape).astype(np.float32)
+    pts, mass = decode_h3r_topk(maps, stride=4.0, topk=k)
+    want_pts, want_mass = _reference_topk(maps, 4.0, k)
+    assert np.abs(pts - want_pts).max() <= 1e-4
+    np.testing.assert_allclose(mass, want_mass, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -72,39 +72,40 @@ def top_cells(flat: np.ndarray, k: int, h: int, w: int) -> np.ndarray:
     k-th value are settled in the window by index. Other rows (flat or multi-modal maps) fall back
     to a full stable sort.
     """
-    return _top_cells(flat, k, h, w, flat.argmax(axis=1))[0]
+    return _top_cells(flat, k, h, w, flat.argmax(axis=1), _map_tables(len(flat), h, w))[0]
 
 
-class _WindowTables(NamedTuple):
-    """Index tables of the 7×7 windows on an (M, h*w) batch of maps, built once per shape."""
+class _MapTables(NamedTuple):
+    """Index tables of an (M, h*w) batch of maps, built once per shape (read-only: shared by every call and thread)."""
 
-    corner: np.ndarray      # (h*w,) each cell's window's first cell (clamped inside the map)
-    offsets: np.ndarray     # (1, 49) the window's cells relative to its first, in index order
-    row_start: np.ndarray   # (M, 1) each row's first element in the flattened batch
+    corner: np.ndarray       # (h*w,) the first cell of the 7×7 window around each cell (clamped inside the map)
+    offsets: np.ndarray      # (1, 49) the window's cells relative to its first, in index order
+    row_start: np.ndarray    # (M, 1) each row's first element in the flattened batch
+    coordinates: np.ndarray  # (h*w, 2) float64 (column, row) of each cell
 
 
 @functools.lru_cache(maxsize=32)
-def _window_tables(m: int, h: int, w: int) -> _WindowTables:
+def _map_tables(m: int, h: int, w: int) -> _MapTables:
     win = TOPK_WINDOW
     rows, cols = np.divmod(np.arange(h * w), w)
-    corner = np.clip(rows - win // 2, 0, h - win) * w + np.clip(cols - win // 2, 0, w - win)
+    corner = np.clip(rows - win // 2, 0, max(h - win, 0)) * w + np.clip(cols - win // 2, 0, max(w - win, 0))
     offs = np.arange(win)
-    tables = _WindowTables(corner, (offs[:, None] * w + offs).reshape(1, win * win), (np.arange(m) * (h * w))[:, None])
+    tables = _MapTables(corner, (offs[:, None] * w + offs).reshape(1, win * win), (np.arange(m) * (h * w))[:, None],
+                        np.stack([cols, rows], axis=1).astype(np.float64))
     for table in tables:
-        table.flags.writeable = False  # shared by every call (and thread) on maps of this shape
+        table.flags.writeable = False
     return tables
 
 
-def _top_cells(flat: np.ndarray, k: int, h: int, w: int, peak_index: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``top_cells`` given each row's argmax, and the (M, k) values of those cells as float32 (None when
-    the maps are too small for the window, then the caller reads them)."""
+def _top_cells(flat: np.ndarray, k: int, h: int, w: int, peak_index: np.ndarray, tables: _MapTables
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``top_cells`` given each row's argmax, and the (M, k) values of those cells (float32)."""
     win = TOPK_WINDOW
     if k > win * win or h < win or w < win:
-        return _stable_top(flat, k), None
+        idx = _stable_top(flat, k)
+        return idx, np.take_along_axis(flat, idx, axis=1)
     m = flat.shape[0]
-    tables = _window_tables(m, h, w)
-    # np.take, not fancy indexing: the same gather at a fifth of the call's cost on these small arrays
+    # np.take, not fancy indexing: the same gather at a sixth of the call's cost on these small arrays
     cand = np.take(tables.corner, peak_index)[:, None] + tables.offsets  # (M, 49) window cells in index order
     linear = cand + tables.row_start  # into the flattened batch: one gather, one scatter
     vals = np.take(flat, linear)
@@ -130,15 +131,6 @@ def _stable_top(flat: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-flat, axis=1, kind="stable")[:, :k]
 
 
-@functools.lru_cache(maxsize=32)
-def _cell_coordinates(h: int, w: int) -> np.ndarray:
-    """(h*w, 2) float64 (column, row) of every cell (read-only: shared)."""
-    rows, cols = np.divmod(np.arange(h * w), w)
-    table = np.stack([cols, rows], axis=1).astype(np.float64)
-    table.flags.writeable = False
-    return table
-
-
 def _exp_sums(flat: np.ndarray) -> np.ndarray:
     """(M,) float64 Σ e^v of each row (every |v| small enough not to overflow). OpenCV's exp and row sum
     take a third of numpy's time on a 98-map batch (22 vs 60 µs); the sum accumulates in float64."""
@@ -160,15 +152,13 @@ def decode_h3r_topk(heatmaps: np.ndarray, *, stride: float, topk: int = 9) -> tu
     if k < 1:
         raise ValueError(f"topk must be >= 1, got {topk}")
     flat = heatmaps.reshape(n * l, h * w)
-    peak_index = flat.argmax(axis=1)
-    idx, top_values = _top_cells(flat, k, h, w, peak_index)
-    if top_values is None:
-        top_values = np.take_along_axis(flat, idx, axis=1)
+    tables = _map_tables(n * l, h, w)
+    idx, top_values = _top_cells(flat, k, h, w, flat.argmax(axis=1), tables)
     vals = top_values.astype(np.float64)
     peak = vals.max(axis=1, keepdims=True)
     top = np.exp(vals - peak)
     top_sum = top.sum(axis=1)
-    xy = np.einsum("mk,mkc->mc", top, np.take(_cell_coordinates(h, w), idx, axis=0)) * (stride / top_sum)[:, None]
+    xy = np.einsum("mk,mkc->mc", top, np.take(tables.coordinates, idx, axis=0)) * (stride / top_sum)[:, None]
     if np.abs(peak).max(initial=0.0) <= EXP_SAFE:  # e^v neither overflows nor vanishes: no shift pass
         mass = (top_sum * np.exp(peak[:, 0])) / _exp_sums(flat)
     else:
