@@ -125,10 +125,10 @@ def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, runs
         raw_fn = lambda: run(tensor)  # noqa: E731
         inside: list[float] = []
 
-        def timed_run(batch):
+        def timed_run(*args):  # the batch (and a mapping-back file's map input)
             start = time.perf_counter()
             try:
-                return run(batch)
+                return run(*args)
             finally:
                 inside[-1] += time.perf_counter() - start
 

@@ -69,12 +69,17 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                    help="move the pixel normalisation into the ONNX / OpenVINO files' graphs (they then take BGR "
                         "crops as float pixels, NHWC; checked against the original). With a .onnx/.xml SOURCE and "
                         "no --to: rewrite that file in place")
+    p.add_argument("--map-back-in-graph", action="store_true",
+                   help="after the decoder, append the map back to image pixels and the confidence to the ONNX / "
+                        "OpenVINO files' graphs (they then take a second input, edgemark_to_image; checked against "
+                        "numpy to 2 float32 steps). Needs a graph that decodes (with --decode-in-graph, or a file "
+                        "written with it). With a .onnx/.xml SOURCE and no --to: rewrite that file in place")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = None,
-                   precision: str | None = None) -> list[str]:
-    """Move the decoder and/or the normalisation into a written file; what was done, in words.
+                   precision: str | None = None, map_back: bool = False) -> list[str]:
+    """Move the decoder, the normalisation and/or the map back into a written file; what was done, in words.
 
     ``fmt`` / ``precision`` given (files ``convert`` just wrote): the rewrites not built or not worth it for
     that kind of file are skipped with the reason, not failed."""
@@ -97,6 +102,20 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
 
         _, worst = normalise_in_graph(path)
         done.append(f"normalisation now in the graph (outputs within {worst:.2g} of their range)")
+    if map_back:
+        from sdk.backends import open_backend
+        from sdk.decoders import IN_GRAPH
+
+        from .graph_map_back import NOT_MAPPED, map_back_in_graph
+
+        if fmt in NOT_MAPPED:
+            done.append(f"map back kept in numpy: {NOT_MAPPED[fmt]}")
+        elif fmt is not None and not open_backend(path, threads=1).metadata.decoder.params.get(IN_GRAPH):
+            done.append("map back kept in numpy: the file's decoder is not in its graph")
+        else:
+            _, check = map_back_in_graph(path)
+            done.append(f"map back and confidence now in the graph (within {check['max_ulps']:.0f} float32 steps of "
+                        f"numpy's, {check['max_point_diff_px']:.2g} px, on {check['faces']} face crops)")
     return done
 
 
@@ -133,12 +152,14 @@ def run_convert(args: argparse.Namespace) -> int:
         return 0
     in_place = (not args.int8 and args.to == ["onnx"]
                 and Path(args.source).suffix.lower() in (".onnx", ".xml", ".tflite") and _embedded_metadata(args.source))
-    if (args.decode_in_graph or args.normalise_in_graph) and in_place:
+    rewrites = args.decode_in_graph or args.normalise_in_graph or args.map_back_in_graph
+    if rewrites and in_place:
         from sdk.backends import open_backend
         from sdk.formats import format_of
 
         kind = (format_of(args.source).name, open_backend(args.source, threads=1).metadata.provenance.precision)
-        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph, *kind):
+        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph, *kind,
+                                   map_back=args.map_back_in_graph):
             print(f"{args.source}: {line}")
         return 0
     if args.upgrade:
@@ -194,10 +215,10 @@ def run_convert(args: argparse.Namespace) -> int:
                 failures.append(f"{fmt} {precision}: {exc}")
                 bar.update()
                 continue
-            if args.decode_in_graph or args.normalise_in_graph:
+            if rewrites:
                 try:
                     for line in _rewrite_graph(result.path, args.decode_in_graph, args.normalise_in_graph, fmt,
-                                               precision):
+                                               precision, map_back=args.map_back_in_graph):
                         if not args.json:
                             print(f"{result.path}: {line}", file=sys.stderr)
                 except ConversionError as exc:

@@ -46,7 +46,12 @@ def check_model(meta: ModelMetadata, input_shape: Shape | None, output_shapes: M
                 raise MetadataError(f"output {out.name!r} holds {_prod(dims)} values per face but the scheme "
                                     f"{meta.scheme.name} has {points} points ({2 * points} coordinates)")
             continue
-        if out.role in ("points", "point_scores"):  # decoded in the graph: (L, 2) points / (L,) scores
+        if out.role == "face_confidence":  # mapped back in the graph: one value per face
+            if shape:
+                raise MetadataError(f"output {out.name!r} (face_confidence) must hold one value per face, got "
+                                    f"per-face shape {tuple(shape)}")
+            continue
+        if out.role in ("points", "point_scores", "mapped_points", "point_confidence"):  # decoded in the graph
             if shape and shape[0] is not None and shape[0] != points:
                 raise MetadataError(f"output {out.name!r} ({out.role}) holds {shape[0]} points but the scheme "
                                     f"{meta.scheme.name} has {points}")

@@ -25,7 +25,8 @@ READABLE_SCHEMA_VERSIONS = (1, 2)
 METADATA_KEY = "edgemark"
 
 # "points" / "point_scores": the decoder's own result, computed inside the graph (decoder param in_graph).
-OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks", "points", "point_scores")
+OUTPUT_ROLES = ("heatmap", "cls", "offset_x", "offset_y", "nb_x", "nb_y", "landmarks", "points", "point_scores",
+                "mapped_points", "point_confidence", "face_confidence")
 COORDINATE_ORIGINS = ("pixel_center", "pixel_corner")
 SIDE_MODES = ("max_wh", "max_wh_plus1", "diag", "per_axis")
 ROUNDINGS = ("none", "round", "floor")

@@ -18,11 +18,11 @@ import numpy as np
 from .backends import Backend, open_backend
 from .boxes import unmirror_points
 from .confidence import face_confidence
-from .decoders import DECODERS, decode, point_confidence
+from .decoders import DECODERS, MAPPED_ROLES, decode, point_confidence
 from .errors import EdgemarkError, InputError, ModelLoadError
 from .metadata import ModelMetadata
 from .outputs import outputs_by_role
-from .preprocess import Scratch, prepare_faces, to_image_coords, validate_image
+from .preprocess import Scratch, image_maps, prepare_faces, to_image_coords, validate_image
 
 if TYPE_CHECKING:
     from .detection import FaceDetector
@@ -164,11 +164,12 @@ class Predictor:
         self._scratch = Scratch()
 
     # --- inference on ready tensors --------------------------------------------------------
-    def _run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+    def _run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        args = (tensor,) if to_image is None else (tensor, to_image)  # a user's own Backend may take one argument
         if self._run_lock is None:
-            return self.backend.run(tensor)
+            return self.backend.run(*args)
         with self._run_lock:
-            return self.backend.run(tensor)
+            return self.backend.run(*args)
 
     def infer(self, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Backend + decoder on a ready tensor → (landmarks in input coordinates, scores)."""
@@ -198,6 +199,29 @@ class Predictor:
         avg = ((pts[:n].astype(np.float64) + back) / 2).astype(np.float32)
         return (avg, ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32),
                 ((conf[:n] + conf[n:][:, perm]) / 2).astype(np.float32))
+
+    def _infer_mapped(self, tensor: np.ndarray, matrices: np.ndarray, flip_test: bool
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(landmarks in image pixels, scores, point and face confidence) from a file whose graph maps
+        back (``sdk.decoders.MAPS_BACK``): the runtime does all of it, nothing runs in numpy after the call
+        but the flip test's average."""
+        meta = self.metadata
+        origin = meta.crop.coordinate_origin
+        maps = image_maps(matrices, origin)
+        n = len(tensor)
+        if flip_test:
+            axis = 3 if meta.input.layout == "nchw" else 2
+            tensor = np.ascontiguousarray(np.concatenate([tensor, np.flip(tensor, axis=axis)]))
+            edge = meta.input.width - (1.0 if origin == "pixel_center" else 0.0)
+            maps = np.concatenate([maps, image_maps(matrices, origin, mirror_edge=edge)])
+        by_role = outputs_by_role(meta, self._run(tensor, maps))
+        lm, scores, pc, fc = (by_role[r] for r in MAPPED_ROLES)
+        if not flip_test:
+            return lm, scores, pc, fc
+        perm = np.asarray(meta.scheme.flip_permutation())
+        pc = ((pc[:n] + pc[n:][:, perm]) / 2).astype(np.float32)
+        return (((lm[:n].astype(np.float64) + lm[n:][:, perm]) / 2).astype(np.float32),
+                ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32), pc, face_confidence(pc))
 
     # --- detection ---------------------------------------------------------------------------
     @property
@@ -315,6 +339,8 @@ class Predictor:
         meta = self.metadata
         batch = prepare_faces(image, boxes, meta.input, meta.crop, image_color=color, scratch=self._scratch)
         tensor, step = batch.tensor, self.options.max_batch
+        if self.backend.map_input is not None:
+            return self._predict_mapped(batch, flip, extra)
         if len(tensor) <= step:
             pts, scores, pc = self.infer_with_confidence(tensor, flip_test=flip)
         else:
@@ -322,10 +348,28 @@ class Predictor:
                       for start in range(0, len(tensor), step)]
             pts, scores, pc = (np.concatenate(part) for part in zip(*chunks))
         landmarks = to_image_coords(pts, batch.matrices, meta.crop.coordinate_origin)
-        if not math.isfinite(float(landmarks.sum())):  # one call when all is well; a sum that overflowed is no error
-            bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(landmarks).reshape(len(landmarks), -1).all(1))})
-            if bad:
-                raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
-                                    "NaN/inf (corrupt weights or an input it cannot handle)")
+        _check_finite(landmarks)
         return Prediction(landmarks=landmarks, scores=np.asarray(scores, dtype=np.float32), boxes=batch.boxes,
                           scheme=meta.scheme.name, extra=extra, point_confidence=pc, face_confidence=face_confidence(pc))
+
+    def _predict_mapped(self, batch, flip: bool, extra: dict[str, Any]) -> Prediction:
+        step = self.options.max_batch
+        if len(batch.tensor) <= step:
+            lm, scores, pc, fc = self._infer_mapped(batch.tensor, batch.matrices, flip)
+        else:
+            chunks = [self._infer_mapped(batch.tensor[start:start + step], batch.matrices[start:start + step], flip)
+                      for start in range(0, len(batch.tensor), step)]
+            lm, scores, pc, fc = (np.concatenate(part) for part in zip(*chunks))
+        _check_finite(lm)
+        return Prediction(landmarks=lm, scores=scores, boxes=batch.boxes, scheme=self.metadata.scheme.name,
+                          extra=extra, point_confidence=pc, face_confidence=fc)
+
+
+def _check_finite(landmarks: np.ndarray) -> None:
+    """EdgemarkError naming the faces whose landmarks are NaN/inf (one numpy call when all is well; a sum
+    that merely overflowed is no error)."""
+    if not math.isfinite(float(landmarks.sum())):
+        bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(landmarks).reshape(len(landmarks), -1).all(1))})
+        if bad:
+            raise EdgemarkError(f"the model produced non-finite landmarks for face(s) {bad}: its outputs contain "
+                                "NaN/inf (corrupt weights or an input it cannot handle)")

@@ -189,6 +189,21 @@ def to_image_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin:
     return out.astype(np.float32)
 
 
+def image_maps(matrices: np.ndarray, coordinate_origin: str, mirror_edge: float | None = None) -> np.ndarray:
+    """(F, 2, 2) float32 map inputs of a graph that maps its points back (``sdk.decoders.TO_IMAGE_INPUT``):
+    per face row 0 the x/y scale and row 1 the offset, image = input x scale + offset — the inverse warp
+    ``to_image_coords`` applies, on Python floats (``mirror_edge``: for the mirrored crops of a flip test,
+    whose points x count from that edge, as ``sdk.boxes.unmirror_points`` reads them)."""
+    corner = 0.5 if coordinate_origin == "pixel_corner" else 0.0
+    rows = []
+    for (sx, _, tx), (_, sy, ty) in np.asarray(matrices, dtype=np.float64).tolist():
+        ax, bx = 1.0 / sx, -(tx + corner) / sx
+        if mirror_edge is not None:  # x_image = (edge - u) * ax + bx
+            ax, bx = -ax, bx + mirror_edge / sx
+        rows.append(((ax, 1.0 / sy), (bx, -(ty + corner) / sy)))
+    return np.array(rows, dtype=np.float32).reshape(-1, 2, 2)
+
+
 def to_input_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:
     """Image pixels (F, L, 2) → network-input coordinates in the model's origin (training targets)."""
     pts = np.asarray(points, dtype=np.float64)

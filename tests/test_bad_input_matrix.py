@@ -208,7 +208,7 @@ class NaNBackend:
 
         backend = open_backend(model())
         real = backend.run
-        backend.run = lambda t: {k: np.full_like(v, np.nan) for k, v in real(t).items()}
+        backend.run = lambda *args: {k: np.full_like(v, np.nan) for k, v in real(*args).items()}
         return backend
 
 

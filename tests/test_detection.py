@@ -281,7 +281,10 @@ def test_boxes_given_path_matches_the_original_pipeline(runtime_onnx, face_image
     pts, scores = decode(meta.decoder.name, outputs_by_role(meta, p.backend.run(tensor)), meta.decoder.params)
     expected = to_image_coords(pts, m, meta.crop.coordinate_origin)
     r = p.predict(face_image, boxes)
-    np.testing.assert_array_equal(r.landmarks, expected)
+    if p.backend.map_input is None:
+        np.testing.assert_array_equal(r.landmarks, expected)
+    else:  # the graph maps back in float32 (converters.graph_map_back): within two float32 steps of the image size
+        assert (np.abs(r.landmarks - expected) <= 2 * np.spacing(np.float32(max(face_image.shape)))).all()
     np.testing.assert_array_equal(r.scores, scores)
     np.testing.assert_array_equal(r.boxes, boxes)
     assert r.extra == {} and p.options.flip_test is False

@@ -221,8 +221,8 @@ def test_nan_model_outputs_raise_instead_of_returning_nan(runtime_onnx, face_ima
     inner = open_backend(runtime_onnx)
 
     class NaNBackend(type(inner)):
-        def run(self, tensor):
-            return {k: np.full_like(v, np.nan) for k, v in super().run(tensor).items()}
+        def run(self, tensor, to_image=None):
+            return {k: np.full_like(v, np.nan) for k, v in super().run(tensor, to_image).items()}
 
     nan_backend = NaNBackend(runtime_onnx)
     with pytest.raises(EdgemarkError, match="non-finite landmarks"):

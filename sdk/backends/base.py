@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..decoders import MAPS_BACK, TO_IMAGE_INPUT
 from ..errors import InputError, MetadataError, ModelLoadError
 from ..formats import RUNTIMES
 from ..metadata import ModelMetadata
@@ -24,6 +25,9 @@ class Backend(ABC):
     name: str = "abstract"
     extensions: tuple[str, ...] = ()
     thread_safe: bool = False
+    # The name of the file's map input (``sdk.decoders.TO_IMAGE_INPUT``) when its graph maps points back
+    # to image pixels, else None; the adapter sets it in ``_load``.
+    map_input: str | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -53,6 +57,10 @@ class Backend(ABC):
                 check_model(self.metadata, self.input_shape(), self.output_shapes())
             except MetadataError as exc:
                 raise MetadataError(f"{self.path}: {exc}") from None
+            if bool(self.metadata.decoder.params.get(MAPS_BACK)) != (self.map_input is not None):
+                says = "maps points back in its graph" if self.map_input is None else "does not map points back"
+                raise MetadataError(f"{self.path}: the metadata says the file {says}, but the graph "
+                                    f"{'lacks' if self.map_input is None else 'has'} the input {TO_IMAGE_INPUT!r}")
 
     @abstractmethod
     def _load(self) -> None:
@@ -63,8 +71,27 @@ class Backend(ABC):
         """Parse the edgemark metadata embedded in the file (MetadataError when absent or bad)."""
 
     @abstractmethod
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one batch; return float32 outputs keyed by the file's output tensor names."""
+    def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Run one batch; return float32 outputs keyed by the file's output tensor names.
+
+        ``to_image``: the (N, 2, 2) map input of a file that maps back in its graph (``map_input``);
+        None gives it the identity, so its points come back in input pixels as every other file's do.
+        """
+
+    def image_map(self, n: int, to_image: np.ndarray | None) -> np.ndarray:
+        """The map input for a batch of ``n``: ``to_image`` checked, or the identity (scale 1, offset 0)."""
+        if self.map_input is None:
+            if to_image is not None:
+                raise InputError(f"{self.path.name} does not map points back in its graph: it takes no to_image")
+            return None  # type: ignore[return-value]
+        if to_image is None:
+            ident = np.zeros((n, 2, 2), np.float32)
+            ident[:, 0] = 1.0
+            return ident
+        if not (isinstance(to_image, np.ndarray) and to_image.dtype == np.float32 and to_image.shape == (n, 2, 2)):
+            raise InputError(f"to_image must be a float32 array shaped ({n}, 2, 2) for {n} faces, got "
+                             f"{getattr(to_image, 'dtype', type(to_image).__name__)} {np.shape(to_image)}")
+        return to_image
 
     @abstractmethod
     def output_names(self) -> list[str]:

@@ -78,7 +78,8 @@ class LiteRtBackend(Backend):
             self._batch = batch
             self._outputs = self.interpreter.get_output_details()
 
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        self.image_map(len(tensor), to_image)  # no TFLite file maps back: a given map is an error
         tensor = np.asarray(tensor, dtype=np.float32)
         if len(tensor) == 0:
             return {d["name"]: np.zeros((0, *d["shape"][1:]), dtype=np.float32) for d in self._outputs}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..decoders import TO_IMAGE_INPUT
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
 from ..formats import RUNTIMES
@@ -29,11 +30,21 @@ class OnnxRuntimeBackend(Backend):
             raise ModelLoadError(f"cannot load ONNX model {self.path}: the file is truncated, corrupt or not ONNX "
                                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
         self._output_names = [o.name for o in self.session.get_outputs()]  # asked once: the query builds objects
-        self._input_name = self.session.get_inputs()[0].name
-        self._input_type = self.session.get_inputs()[0].type
-        batch = self.session.get_inputs()[0].shape[0]
+        inputs = self.session.get_inputs()
+        pixels = [i for i in inputs if i.name != TO_IMAGE_INPUT]
+        if len(pixels) != 1 or len(inputs) > 2:
+            raise ModelLoadError(f"{self.path} has inputs {[i.name for i in inputs]}; a landmark model takes one image "
+                                 f"tensor (and, when its graph maps points back, {TO_IMAGE_INPUT!r})")
+        self._pixels = pixels[0]
+        self.map_input = TO_IMAGE_INPUT if len(inputs) == 2 else None
+        self._input_name = self._pixels.name
+        self._input_type = self._pixels.type
+        batch = self._pixels.shape[0]
         # A static batch (an ONNX exported for one face, e.g. PFLD) is run in chunks of that size.
         self._static_batch = batch if isinstance(batch, int) and batch > 0 else None
+        if self.map_input and self._static_batch:
+            raise ModelLoadError(f"{self.path} maps points back in its graph but has a static batch of "
+                                 f"{self._static_batch}; such files have a dynamic batch")
 
     def _read_metadata(self) -> ModelMetadata:
         props = self.session.get_modelmeta().custom_metadata_map
@@ -42,12 +53,15 @@ class OnnxRuntimeBackend(Backend):
                                 "metadata_props): convert it with `edgemark convert MODEL.onnx ...` or pass metadata=")
         return ModelMetadata.from_json(props[METADATA_KEY])
 
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
         if self._input_type == "tensor(float16)":
             tensor = tensor.astype(np.float16)
         elif self._input_type == "tensor(uint8)":
             tensor = self.as_pixels(tensor)
         names = self._output_names
+        if self.map_input is not None or to_image is not None:
+            feed = {self._input_name: tensor, TO_IMAGE_INPUT: self.image_map(len(tensor), to_image)}
+            return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, self.session.run(names, feed))}
         step = self._static_batch
         if step is None or len(tensor) == step:
             values = self.session.run(names, {self._input_name: tensor})
@@ -59,7 +73,7 @@ class OnnxRuntimeBackend(Backend):
         return list(self._output_names)
 
     def input_shape(self) -> tuple[int | None, ...] | None:
-        return _static(self.session.get_inputs()[0].shape[1:])
+        return _static(self._pixels.shape[1:])
 
     def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
         return {o.name: _static(o.shape[1:]) for o in self.session.get_outputs()}

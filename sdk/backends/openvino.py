@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from ..atomic import pending_sources
+from ..decoders import TO_IMAGE_INPUT
 from ..errors import ModelLoadError
 from ..metadata import METADATA_KEY, MetadataError, ModelMetadata
 from ..formats import RUNTIMES
@@ -53,8 +54,11 @@ class OpenVinoBackend(Backend):
         except Exception as exc:  # OpenVINO raises RuntimeError/GeneralFailure for bad XML or short .bin
             raise ModelLoadError(f"cannot load OpenVINO model {self.path} (+ {weights.name}): the file is truncated, "
                                  f"corrupt or not an IR ({_first_line(exc)})") from None
-        if len(self.model.inputs) != 1:
-            raise ModelLoadError(f"{self.path} has {len(self.model.inputs)} inputs; landmark models take one image tensor")
+        names = [port.get_any_name() for port in self.model.inputs]
+        if len(names) > 2 or (len(names) == 2 and names[1] != TO_IMAGE_INPUT):
+            raise ModelLoadError(f"{self.path} has inputs {names}; a landmark model takes one image tensor (and, "
+                                 f"when its graph maps points back, {TO_IMAGE_INPUT!r} after it)")
+        self.map_input = TO_IMAGE_INPUT if len(names) == 2 else None
         config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
@@ -67,6 +71,9 @@ class OpenVinoBackend(Backend):
         batch = port.get_partial_shape()[0]
         # A static batch (an ONNX exported for one face) is run in chunks of that size.
         self._static_batch = batch.get_length() if batch.is_static else None
+        if self.map_input and self._static_batch:
+            raise ModelLoadError(f"{self.path} maps points back in its graph but has a static batch of "
+                                 f"{self._static_batch}; such files have a dynamic batch")
         self._input_type = {"f16": np.float16, "u8": np.uint8}.get(port.get_element_type().get_type_name(), np.float32)
         self._ports = list(self.compiled.outputs)
         self._names: list[str] | None = None
@@ -95,9 +102,18 @@ class OpenVinoBackend(Backend):
     def output_shapes(self) -> dict[str, tuple[int | None, ...]]:
         return {name: _static(p.get_partial_shape())[1:] for name, p in zip(self.output_names(), self._ports)}
 
-    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+    def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
         tensor = np.ascontiguousarray(self.as_pixels(tensor) if self._input_type is np.uint8 else tensor,
                                       dtype=self._input_type)
+        if self.map_input is not None or to_image is not None:
+            feed = {0: tensor, 1: self.image_map(len(tensor), to_image)}
+            if len(tensor) == 0:
+                return {name: np.zeros((0, *[d.get_length() for d in p.get_partial_shape()[1:]]), dtype=np.float32)
+                        for name, p in zip(self.output_names(), self._ports)}
+            self.request.infer(feed)
+            # copies: the request's output buffers are reused by the next call
+            return {name: np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
+                    for i, name in enumerate(self.output_names())}
         if len(tensor) == 0:
             return {name: np.zeros((0, *[d.get_length() if d.is_static else 0 for d in p.get_partial_shape()[1:]]),
                                    dtype=np.float32) for name, p in zip(self.output_names(), self._ports)}

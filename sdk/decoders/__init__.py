@@ -33,6 +33,15 @@ ConfidenceRule = Callable[[np.ndarray], np.ndarray]
 # pixels and (N, L) scores, identical to what the numpy function would compute from its maps.
 IN_GRAPH = "in_graph"
 IN_GRAPH_ROLES = ("points", "point_scores")
+# A file whose graph also maps its points back to image pixels and computes the confidence
+# (``converters.graph_map_back``) adds ``maps_back: true`` to that, takes a second input
+# ``TO_IMAGE_INPUT`` — (N, 2, 2) float32: per face the x/y scale (row 0) and offset (row 1), image = input
+# x scale + offset — and returns these roles: the points in image pixels, the decoder's scores, the
+# point confidence in [0, 1] (non-finite → 0) and the face confidence (their mean). Given the identity
+# map the points are the input coordinates the other files return, so code that knows no map still works.
+MAPS_BACK = "maps_back"
+MAPPED_ROLES = ("mapped_points", "point_scores", "point_confidence", "face_confidence")
+TO_IMAGE_INPUT = "edgemark_to_image"
 
 
 @dataclass(frozen=True)
@@ -55,17 +64,24 @@ class DecoderEntry:
         missing = [p for p in self.required if p not in params]
         if missing:
             raise MetadataError(f"decoder parameters missing: {missing}")
-        unknown = set(params) - set(self.required) - set(self.optional) - {IN_GRAPH}
+        unknown = set(params) - set(self.required) - set(self.optional) - {IN_GRAPH, MAPS_BACK}
         if unknown:
             raise MetadataError(f"unknown decoder parameters: {sorted(unknown)}")
-        if IN_GRAPH in params and not isinstance(params[IN_GRAPH], bool):
-            raise MetadataError(f"decoder parameter {IN_GRAPH!r} must be true or false, got {params[IN_GRAPH]!r}")
+        for flag in (IN_GRAPH, MAPS_BACK):
+            if flag in params and not isinstance(params[flag], bool):
+                raise MetadataError(f"decoder parameter {flag!r} must be true or false, got {params[flag]!r}")
+        if params.get(MAPS_BACK) and not params.get(IN_GRAPH):
+            raise MetadataError(f"decoder parameter {MAPS_BACK!r} needs {IN_GRAPH!r}: a graph maps back points it decoded")
 
     def roles_for(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """The output roles a file with these parameters must have."""
+        if params.get(MAPS_BACK):
+            return MAPPED_ROLES
         return IN_GRAPH_ROLES if params.get(IN_GRAPH) else self.roles
 
     def __call__(self, outputs: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        if params.get(MAPS_BACK):  # points mapped by the map input the backend was given (identity: input pixels)
+            return tuple(np.asarray(outputs[r], dtype=np.float32) for r in MAPPED_ROLES[:2])  # type: ignore[return-value]
         if params.get(IN_GRAPH):  # the runtime already decoded, in native code
             return tuple(np.asarray(outputs[r], dtype=np.float32) for r in IN_GRAPH_ROLES)  # type: ignore[return-value]
         args = [np.asarray(outputs[r], dtype=np.float32) for r in self.roles]
@@ -109,6 +125,7 @@ def point_confidence(name: str, scores: np.ndarray) -> np.ndarray:
     return decoder_entry(name).point_confidence(scores)
 
 
-__all__ = ["DECODERS", "HEATMAP_DECODERS", "IN_GRAPH", "IN_GRAPH_ROLES", "DecoderEntry", "DecoderParamError", "decode", "decode_argmax",
+__all__ = ["DECODERS", "HEATMAP_DECODERS", "IN_GRAPH", "IN_GRAPH_ROLES", "MAPPED_ROLES", "MAPS_BACK", "TO_IMAGE_INPUT",
+           "DecoderEntry", "DecoderParamError", "decode", "decode_argmax",
            "decode_argmax_quarter", "decode_h3r_topk", "decode_shr_local_softargmax", "decode_pipnet",
            "decode_regression", "decoder_entry", "pipnet_neighbour_tables", "point_confidence"]
