@@ -18,7 +18,7 @@ from typing import Any
 
 from sdk.atomic import sha256_file  # also imported from here by benchmarks.bench
 from sdk.backends.onnxruntime import OnnxRuntimeBackend
-from sdk.decoders import HEATMAP_DECODERS, IN_GRAPH
+from sdk.decoders import HEATMAP_DECODERS, IN_GRAPH, MAPS_BACK
 from sdk.metadata import DecoderSpec, ModelMetadata
 from sdk.predictor import Predictor, PredictorOptions
 
@@ -98,7 +98,8 @@ def torch_predictor(checkpoint: str | Path, arch: str, *, input_size: int | None
     source = load_source(checkpoint, arch=arch, input_size=input_size, points=num_points)
     meta = source.meta
     if decoder is not None and decoder.get("name") == meta.decoder.name:
-        params = {k: v for k, v in (decoder.get("params") or {}).items() if k != IN_GRAPH}  # torch returns the maps
+        # torch returns the maps: the decoder runs in numpy, and so does the map back
+        params = {k: v for k, v in (decoder.get("params") or {}).items() if k not in (IN_GRAPH, MAPS_BACK)}
         meta = meta.replace(decoder=DecoderSpec(decoder["name"], params)).validate()
     backend = TorchBackend(source.torch_module, meta, threads=threads, source=checkpoint)
     return Predictor(backend, options=PredictorOptions(threads=threads, max_batch=max_batch, flip_test=flip_test))

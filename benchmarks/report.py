@@ -315,7 +315,8 @@ def _overhead_section(data: dict[str, Any]) -> list[str]:
             "brackets what `predict` adds per face in ms: what crop, decode and mapping back add to the inference "
             "itself (1.00 = nothing). The two are timed in turns (a raw call, a predict, …), so both see the same "
             "machine. Files whose decoder runs in the graph (`decoder: in_graph`) include the decoding in the raw "
-            "call, as the runtime then does it. " + summary, ""] + _table(header, body)
+            "call, as the runtime then does it, and so do the map back and the confidence for files that map back "
+            "in the graph (`maps_back`). " + summary, ""] + _table(header, body)
 
 
 INT8_NOT_FASTER = 1.05  # converters.speedup.NOT_FASTER: below it an INT8 file is flagged
@@ -369,8 +370,10 @@ def int8_speedups(data: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["int8"]["name"], r["int8"]["runtime"]))
 
 
-def _decodes_in_graph(row: dict[str, Any]) -> bool:
-    return bool((row.get("decoder_params") or {}).get("in_graph"))
+def _decodes_in_graph(row: dict[str, Any]) -> tuple[bool, bool]:
+    """(decodes in its graph, maps back in its graph): what the raw call does beyond the network."""
+    params = row.get("decoder_params") or {}
+    return bool(params.get("in_graph")), bool(params.get("maps_back"))
 
 
 def int8_speedup_section(data: dict[str, Any]) -> list[str]:

@@ -78,17 +78,20 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = None,
-                   precision: str | None = None, map_back: bool = False) -> list[str]:
+                   map_back: bool = False) -> list[str]:
     """Move the decoder, the normalisation and/or the map back into a written file; what was done, in words.
 
-    ``fmt`` / ``precision`` given (files ``convert`` just wrote): the rewrites not built or not worth it for
-    that kind of file are skipped with the reason, not failed."""
-    from .graph_decode import NOT_IN_GRAPH
+    ``fmt`` given: the rewrites not built or not worth it for that kind of file (its format, precision and
+    decoder) are skipped with the reason, not failed."""
+    from sdk.backends import open_backend
+
+    from .graph_decode import skip_reason
     from .graph_input import NOT_IN_GRAPH as NOT_NORMALISED_IN_GRAPH
 
     done = []
-    if decode and (fmt, precision) in NOT_IN_GRAPH:
-        done.append(f"decoder kept out of the graph: {NOT_IN_GRAPH[(fmt, precision)]}")
+    kept = skip_reason(open_backend(path, threads=1).metadata, fmt) if decode and fmt is not None else None
+    if kept:
+        done.append(f"decoder kept out of the graph: {kept}")
     elif decode:
         from .graph_decode import decode_in_graph
 
@@ -103,7 +106,6 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
         _, worst = normalise_in_graph(path)
         done.append(f"normalisation now in the graph (outputs within {worst:.2g} of their range)")
     if map_back:
-        from sdk.backends import open_backend
         from sdk.decoders import IN_GRAPH
 
         from .graph_map_back import NOT_MAPPED, map_back_in_graph
@@ -115,7 +117,8 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
         else:
             _, check = map_back_in_graph(path)
             done.append(f"map back and confidence now in the graph (within {check['max_ulps']:.0f} float32 steps of "
-                        f"numpy's, {check['max_point_diff_px']:.2g} px, on {check['faces']} face crops)")
+                        f"numpy's, at most {check['max_point_diff_px']:.2g} px, on {check['faces']} face crops with "
+                        "random maps into images up to 3,000 px)")
     return done
 
 
@@ -154,12 +157,10 @@ def run_convert(args: argparse.Namespace) -> int:
                 and Path(args.source).suffix.lower() in (".onnx", ".xml", ".tflite") and _embedded_metadata(args.source))
     rewrites = args.decode_in_graph or args.normalise_in_graph or args.map_back_in_graph
     if rewrites and in_place:
-        from sdk.backends import open_backend
         from sdk.formats import format_of
 
-        kind = (format_of(args.source).name, open_backend(args.source, threads=1).metadata.provenance.precision)
-        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph, *kind,
-                                   map_back=args.map_back_in_graph):
+        for line in _rewrite_graph(Path(args.source), args.decode_in_graph, args.normalise_in_graph,
+                                   format_of(args.source).name, map_back=args.map_back_in_graph):
             print(f"{args.source}: {line}")
         return 0
     if args.upgrade:
@@ -218,7 +219,7 @@ def run_convert(args: argparse.Namespace) -> int:
             if rewrites:
                 try:
                     for line in _rewrite_graph(result.path, args.decode_in_graph, args.normalise_in_graph, fmt,
-                                               precision, map_back=args.map_back_in_graph):
+                                               map_back=args.map_back_in_graph):
                         if not args.json:
                             print(f"{result.path}: {line}", file=sys.stderr)
                 except ConversionError as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sdk.backends import open_backend
-from sdk.decoders import IN_GRAPH, decode
+from sdk.decoders import DECODERS, IN_GRAPH, decode
 from sdk.formats import format_of
 from sdk.metadata import ModelMetadata, OutputSpec
 from sdk.outputs import outputs_by_role
@@ -27,14 +27,26 @@ from sdk.outputs import outputs_by_role
 from .graph_rewrite import reference_tensors, rewrite_model
 from .source import ConversionError
 
-GRAPH_DECODERS = ("h3r_topk",)
-# (format, precision) whose files keep their maps, and why (measured).
+GRAPH_DECODERS = ("h3r_topk", "regression")
+# (format, precision) whose H3R files keep their maps, and why (measured).
 NOT_IN_GRAPH = {
     ("openvino", "int8"): "OpenVINO's TopK, asked for the lower-index order on ties, takes 4.5 ms on an INT8 file's "
                           "heat map (quantized to few levels: full of ties) where the whole network takes 1.7 ms "
                           "(PERF_COUNT, H3R-160, 1 thread); the numpy decoder is faster there",
 }
+# Regression files (PFLD) on TFLite keep the numpy rescale, and why.
+REGRESSION_NOT_IN_GRAPH = {
+    "tflite": "no gain to measure: the rescale is one numpy multiply, and a TFLite graph cannot take the map back "
+              "after it (converters.graph_map_back), which is what the ONNX and OpenVINO files gain from",
+}
 POINTS_NAME, SCORES_NAME = "edgemark_points", "edgemark_point_scores"
+
+
+def skip_reason(meta: ModelMetadata, fmt: str) -> str | None:
+    """Why a file of this decoder, format and precision keeps its decoder out of the graph (None: it need not)."""
+    if meta.decoder.name == "regression":
+        return REGRESSION_NOT_IN_GRAPH.get(fmt)
+    return NOT_IN_GRAPH.get((fmt, meta.provenance.precision))
 MAX_POINT_DIFF_PX = 1e-4
 MAX_SCORE_DIFF = 1e-5
 
@@ -227,6 +239,83 @@ def _tflite_graph(model_obj, meta: ModelMetadata):
     return model_obj
 
 
+def _regression_params(meta: ModelMetadata) -> tuple[str, int, int, bool, bool]:
+    """(output name, input width, height, normalized, centered) of a regression file to decode in its graph."""
+    if meta.decoder.params.get(IN_GRAPH):
+        raise ConversionError("the file already decodes in its graph")
+    params = {**DECODERS["regression"].defaults, **meta.decoder.params}
+    return (meta.output_for("landmarks").name, int(params["input_width"]), int(params["input_height"]),
+            bool(params["normalized"]), bool(params["centered"]))
+
+
+def _onnx_regression_graph(model, meta: ModelMetadata):
+    """``model`` with ``sdk.decoders.regression``'s rescale appended: (N, L, 2) points and (N, L) ones."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    name, width, height, normalized, centered = _regression_params(meta)
+    graph = model.graph
+    outs = [o for o in graph.output if o.name == name]
+    if len(outs) != 1 or outs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        raise ConversionError(f"the graph has no float32 output {name!r}")
+
+    def const(cname, value, dtype):
+        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), cname))
+        return cname
+
+    p = "edgemark_decode/"
+    nodes = [helper.make_node("Reshape", [name, const(p + "shape", [0, -1, 2], np.int64)], [p + "xy"])]
+    xy = p + "xy"
+    if normalized:
+        if centered:  # (xy + 1) * 0.5, as the numpy decoder computes it in float32
+            nodes += [helper.make_node("Add", [xy, const(p + "one", 1.0, np.float32)], [p + "shifted"]),
+                      helper.make_node("Mul", [p + "shifted", const(p + "half", 0.5, np.float32)], [p + "unit"])]
+            xy = p + "unit"
+        nodes.append(helper.make_node("Mul", [xy, const(p + "size", [width, height], np.float32)], [POINTS_NAME]))
+    else:
+        nodes.append(helper.make_node("Identity", [xy], [POINTS_NAME]))
+    ones = helper.make_tensor(p + "one_value", TensorProto.FLOAT, [1], [1.0])
+    nodes += [helper.make_node("Shape", [p + "xy"], [p + "xy_shape"]),  # (N, L): Gather, in every opset
+              helper.make_node("Gather", [p + "xy_shape", const(p + "first_two", [0, 1], np.int64)], [p + "scores_shape"]),
+              helper.make_node("ConstantOfShape", [p + "scores_shape"], [SCORES_NAME], value=ones)]
+    graph.node.extend(nodes)
+    points = meta.scheme.num_points
+    batch = graph.output[[o.name for o in graph.output].index(name)].type.tensor_type.shape.dim[0]
+    dim = batch.dim_value if batch.HasField("dim_value") and batch.dim_value > 0 else "batch"
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info(POINTS_NAME, TensorProto.FLOAT, [dim, points, 2]),
+                         helper.make_tensor_value_info(SCORES_NAME, TensorProto.FLOAT, [dim, points])])
+    onnx.checker.check_model(model)
+    return model
+
+
+def _openvino_regression_model(model, meta: ModelMetadata):
+    """The OpenVINO model with the same rescale appended (opset ops)."""
+    from sdk.backends.openvino import import_openvino
+
+    ov = import_openvino()
+    import openvino.opset13 as ops
+
+    name, width, height, normalized, centered = _regression_params(meta)
+    outs = [o for o in model.outputs if name in o.get_names()]
+    if len(outs) != 1:
+        raise ConversionError(f"the IR has no output {name!r}")
+    xy = ops.reshape(outs[0].get_node().input_value(0), ops.constant(np.array([0, -1, 2], np.int64)), special_zero=True)
+    points = xy
+    if normalized:
+        if centered:
+            points = ops.multiply(ops.add(points, ops.constant(np.array(1.0, np.float32))),
+                                  ops.constant(np.array(0.5, np.float32)))
+        points = ops.multiply(points, ops.constant(np.array([width, height], np.float32)))
+    else:
+        points = ops.convert(points, "f32")
+    dims = ops.gather(ops.shape_of(xy), ops.constant(np.array([0, 1], np.int64)), ops.constant(np.array(0, np.int64)))
+    scores = ops.broadcast(ops.constant(np.array(1.0, np.float32)), dims)
+    points.output(0).get_tensor().set_names({POINTS_NAME})
+    scores.output(0).get_tensor().set_names({SCORES_NAME})
+    return ov.Model([points.output(0), scores.output(0)], model.get_parameters(), model.get_friendly_name())
+
+
 def _check_equal(original: Path, decoded: Path, meta: ModelMetadata) -> dict[str, float]:
     """The decoded file's points/scores against the numpy decoder on the original file's maps."""
     tensor = reference_tensors(meta)
@@ -251,11 +340,17 @@ def decode_in_graph(path: str | Path, out_path: str | Path | None = None) -> tup
     path = Path(path)
     meta = open_backend(path, threads=1).metadata
     fmt = format_of(path).name
-    reason = NOT_IN_GRAPH.get((fmt, meta.provenance.precision))
+    if meta.decoder.name not in GRAPH_DECODERS:
+        raise ConversionError(f"decoding in the graph is built for {list(GRAPH_DECODERS)}, not {meta.decoder.name!r}")
+    reason = skip_reason(meta, fmt)
     if reason:
-        raise ConversionError(f"not decoding in the graph of a {fmt} {meta.provenance.precision} file: {reason}")
-    transforms = {"onnx": _onnx_graph, "openvino": _openvino_model, "tflite": _tflite_graph}
+        raise ConversionError(f"not decoding in the graph of a {fmt} {meta.provenance.precision} "
+                              f"{meta.decoder.name} file: {reason}")
+    if meta.decoder.name == "regression":
+        transforms = {"onnx": _onnx_regression_graph, "openvino": _openvino_regression_model}
+    else:
+        transforms = {"onnx": _onnx_graph, "openvino": _openvino_model, "tflite": _tflite_graph}
     if fmt not in transforms:
-        raise ConversionError(f"decoding in the graph is built for ONNX, OpenVINO and TFLite files, not {fmt}")
+        raise ConversionError(f"decoding in the graph is built for {', '.join(transforms)} files, not {fmt}")
     return rewrite_model(path, out_path, decoded_metadata(meta), transforms[fmt], meta,
                          lambda staged: _check_equal(path, staged, meta))

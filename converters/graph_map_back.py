@@ -37,8 +37,8 @@ MAPPED_NAME, POINT_CONF_NAME, FACE_CONF_NAME = ("edgemark_landmarks", "edgemark_
 # offset (one step is 6.1e-5 px from 512 to 1024 px, 1.2e-4 px up to 2048).
 MAX_ULPS = 2
 MAX_CONF_DIFF = 1e-6
-NOT_MAPPED = {"tflite": "built for the ONNX Runtime and OpenVINO files only: the TFLite files decode in numpy "
-                        "(LiteRT's TOPK_V2 is a reference kernel, slower than numpy), so there is nothing to append to"}
+NOT_MAPPED = {"tflite": "not built for TFLite: the flatbuffer editor (converters.tflite_graph) appends operators and "
+                        "outputs but gives a graph no second input, and the LiteRT adapter feeds one"}
 
 
 def _check_mappable(meta: ModelMetadata) -> tuple[str, str]:
@@ -73,8 +73,7 @@ def _onnx_graph(model, meta: ModelMetadata):
     if len(graph.input) != 1:
         raise ConversionError(f"the graph has inputs {[i.name for i in graph.input]}; one image input expected")
     batch = graph.input[0].type.tensor_type.shape.dim[0]
-    if batch.HasField("dim_value") and batch.dim_value > 0:
-        raise ConversionError(f"the graph has a static batch of {batch.dim_value}; the map back needs a dynamic one")
+    dim = batch.dim_value if batch.HasField("dim_value") and batch.dim_value > 0 else "batch"  # static stays static
     outputs = {o.name for o in graph.output}
     if not {points, scores} <= outputs:
         raise ConversionError(f"the graph has no outputs {points!r} / {scores!r}")
@@ -107,14 +106,14 @@ def _onnx_graph(model, meta: ModelMetadata):
         helper.make_node("Min", [p + "at_least_zero", one], [POINT_CONF_NAME]),
         mean,
     ])
-    graph.input.append(helper.make_tensor_value_info(TO_IMAGE_INPUT, TensorProto.FLOAT, ["batch", 2, 2]))
+    graph.input.append(helper.make_tensor_value_info(TO_IMAGE_INPUT, TensorProto.FLOAT, [dim, 2, 2]))
     n = meta.scheme.num_points
     del graph.output[:]
     graph.output.extend([
-        helper.make_tensor_value_info(MAPPED_NAME, TensorProto.FLOAT, ["batch", n, 2]),
-        helper.make_tensor_value_info(scores, TensorProto.FLOAT, ["batch", n]),
-        helper.make_tensor_value_info(POINT_CONF_NAME, TensorProto.FLOAT, ["batch", n]),
-        helper.make_tensor_value_info(FACE_CONF_NAME, TensorProto.FLOAT, ["batch"]),
+        helper.make_tensor_value_info(MAPPED_NAME, TensorProto.FLOAT, [dim, n, 2]),
+        helper.make_tensor_value_info(scores, TensorProto.FLOAT, [dim, n]),
+        helper.make_tensor_value_info(POINT_CONF_NAME, TensorProto.FLOAT, [dim, n]),
+        helper.make_tensor_value_info(FACE_CONF_NAME, TensorProto.FLOAT, [dim]),
     ])
     onnx.checker.check_model(model)
     return model
@@ -131,9 +130,7 @@ def _openvino_model(model, meta: ModelMetadata):
     params = model.get_parameters()
     if len(params) != 1:
         raise ConversionError(f"the IR has {len(params)} inputs; one image input expected")
-    batch = params[0].get_partial_shape()[0]
-    if batch.is_static:
-        raise ConversionError(f"the IR has a static batch of {batch.get_length()}; the map back needs a dynamic one")
+    batch = params[0].get_partial_shape()[0]  # a static batch stays static
 
     def source(name):
         found = [o.get_node().input_value(0) for o in model.outputs if name in o.get_names()]

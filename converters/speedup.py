@@ -24,10 +24,10 @@ RUNS, WARMUP = 60, 10
 
 
 def same_work(a, b) -> bool:
-    """Whether two files' graphs do the same work around the network (decoding, normalisation)."""
-    from sdk.decoders import IN_GRAPH
+    """Whether two files' graphs do the same work around the network (decoding, map back, normalisation)."""
+    from sdk.decoders import IN_GRAPH, MAPS_BACK
 
-    return (bool(a.decoder.params.get(IN_GRAPH)) == bool(b.decoder.params.get(IN_GRAPH))
+    return (all(bool(a.decoder.params.get(k)) == bool(b.decoder.params.get(k)) for k in (IN_GRAPH, MAPS_BACK))
             and a.input.name == b.input.name)
 
 

@@ -156,14 +156,20 @@ def clip_regions(regions: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarra
     return np.array([clip_region(r, image_shape) for r in rows], dtype=np.float64).reshape(-1, 4)
 
 
+def content_span(region, rounding: str) -> tuple[int, int, int, int]:
+    """The integer pixel span ``[x0, x1) x [y0, y1)`` a rounding crop samples of one ``(cx, cy, side_x, side_y)``
+    region (``round``: half to even, as PIL), on Python floats: it runs per face right after a network call,
+    where the numpy form of it cost 60 µs."""
+    cx, cy, side_x, side_y = region
+    op = round if rounding == "round" else math.floor  # Python's round is half to even too
+    fx, fy = cx - side_x / 2 + 0.5, cy - side_y / 2 + 0.5
+    return op(fx), op(fy), op(fx + side_x), op(fy + side_y)
+
+
 def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
-    """(F, 4) integer pixel spans ``[x0, x1) x [y0, y1)`` a rounding crop samples (``round``: half to even, as PIL)."""
-    r = np.asarray(regions, dtype=np.float64)
-    first = r[:, :2] - r[:, 2:] / 2 + 0.5
-    end = first + r[:, 2:]
-    op = np.round if rounding == "round" else np.floor
-    first, end = op(first), op(end)
-    return np.stack([first[:, 0], first[:, 1], end[:, 0], end[:, 1]], axis=1).astype(np.int64)
+    """(F, 4) integer pixel spans ``[x0, x1) x [y0, y1)`` of F regions (``content_span`` of each)."""
+    rows = np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
+    return np.array([content_span(r, rounding) for r in rows], dtype=np.int64).reshape(-1, 4)
 
 
 def warp_matrices(regions: np.ndarray | list, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
@@ -236,7 +242,7 @@ def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: 
     """(F, H, W, 3) uint8 network crops of the regions (already clipped when ``rule.clip``) as the rule samples them.
 
     ``matrices``: the regions' ``warp_matrices`` (no offset) when the caller has them already; ``out``:
-    a buffer for the crops (``Scratch``; the bilinear rule writes into it).
+    a buffer for the crops (``Scratch``).
     """
     if rule.rounding == "none" and rule.resize == "bilinear":
         if matrices is None:
@@ -244,10 +250,11 @@ def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: 
         return warp_faces(image, matrices, width, height, out)
     if rule.rounding == "none":  # antialias over a float region: PIL's resize with a float box is not offered
         raise InputError("crop.resize 'antialias' needs whole-pixel regions (crop.rounding 'round' or 'floor')")
-    spans = content_spans(regions, rule.rounding)
+    rows = regions if isinstance(regions, list) else np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
+    spans = [content_span(r, rule.rounding) for r in rows]
     ih, iw = image.shape[:2]
-    crops = np.empty((len(spans), height, width, 3), dtype=np.uint8)
-    for i, (x0, y0, x1, y1) in enumerate(spans.tolist()):
+    crops = np.empty((len(spans), height, width, 3), dtype=np.uint8) if out is None else out
+    for i, (x0, y0, x1, y1) in enumerate(spans):
         if x1 <= x0 or y1 <= y0:
             raise InputError(f"box {i}: its crop region has no whole pixel inside the image ({x1 - x0}x{y1 - y0})")
         if max(x1 - x0, y1 - y0) > MAX_CONTENT_RATIO * max(iw, ih):

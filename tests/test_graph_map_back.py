@@ -215,3 +215,85 @@ def test_bundled_default_maps_back_in_its_graph(runtime_onnx):
             pytest.importorskip("openvino")
         backend = open_backend(path)
         assert backend.map_input == TO_IMAGE_INPUT and backend.metadata.decoder.params[MAPS_BACK] is True
+
+
+# --- regression files (PFLD): the rescale in the graph, then the map back; a static batch of one ----------
+@pytest.fixture(scope="module", params=[False, True], ids=["unit", "centered"])
+def regression_files(request, tmp_path_factory):
+    """A tiny coordinate regressor with PFLD's metadata and its static batch of 1 (ONNX opset 9, and its
+    OpenVINO IR): {suffix: (numpy-decoded file, decoding + mapping-back file)}."""
+    pytest.importorskip("openvino")
+    from pathlib import Path
+
+    from onnx import TensorProto, helper, numpy_helper
+
+    from converters.api import metadata_from_json
+    from converters.graph_decode import decode_in_graph
+    from converters.graph_map_back import map_back_in_graph
+    from converters.onnx_io import embed_metadata, save_onnx
+    from converters.to_openvino import convert_onnx_to_openvino
+
+    centered = request.param
+    meta = metadata_from_json(Path(__file__).resolve().parents[1] / "converters" / "metadata" / "pfld_ghostone_112.json")
+    meta = meta.replace(decoder=type(meta.decoder)("regression", {**meta.decoder.params, "centered": centered}))
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+             helper.make_node("Flatten", ["pooled"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["linear"]),
+             helper.make_node("Tanh" if centered else "Sigmoid", ["linear"], ["output"])]
+    inits = [numpy_helper.from_array(rng.normal(0, 2, (3, 196)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 1, 196).astype(np.float32), "b")]
+    graph = helper.make_graph(nodes, "tiny_pfld", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 112, 112])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 196])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=8)
+    out = tmp_path_factory.mktemp("regression_map_back")
+    src = out / "pfld.onnx"
+    save_onnx(embed_metadata(model, meta), src)
+    xml = out / "pfld.xml"
+    convert_onnx_to_openvino(src, meta, xml)
+    files = {}
+    for path in (src, xml):
+        decoded, check = decode_in_graph(path, out / ("decoded" + path.suffix))
+        # the same float32 operations as the numpy decoder; a runtime may fuse them (one step apart)
+        assert check["max_point_diff_px"] <= 1e-4
+        mapped, _ = map_back_in_graph(decoded, out / ("mapped" + path.suffix))
+        files[path.suffix] = (path, mapped)
+    return files
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".xml"])
+def test_regression_file_decodes_and_maps_back_in_its_graph(regression_files, suffix, face_image):
+    from sdk.predictor import Predictor
+
+    numpy_file, mapped = regression_files[suffix]
+    a, b = Predictor(numpy_file, threads=1), Predictor(mapped, threads=1)
+    assert b.backend.map_input == TO_IMAGE_INPUT and b.backend.input_shape() == a.backend.input_shape()
+    assert b.face_gate is None  # regression stays uninformative: the detector decides
+    boxes = [[40, 30, 160, 170], [100, 50, 200, 180], [5, 5, 60, 70]]  # three faces through a batch of one
+    for flip in (False, True):
+        pa, pb = a.predict(face_image, boxes, flip_test=flip), b.predict(face_image, boxes, flip_test=flip)
+        assert _within_steps(pb.landmarks, pa.landmarks, max(face_image.shape)), np.abs(pa.landmarks - pb.landmarks).max()
+        np.testing.assert_array_equal(pb.point_confidence, pa.point_confidence)
+        np.testing.assert_array_equal(pb.face_confidence, pa.face_confidence)
+        assert (pb.point_confidence == 1).all()
+
+
+def test_regression_on_tflite_keeps_its_numpy_rescale_and_says_why(runtime_onnx):
+    from converters.graph_decode import skip_reason
+    from sdk.backends import open_backend
+
+    meta = open_backend(runtime_onnx).metadata
+    pfld = meta.replace(decoder=type(meta.decoder)("regression", {"input_width": 128, "input_height": 128}))
+    assert "one numpy multiply" in skip_reason(pfld, "tflite")
+    assert skip_reason(pfld, "onnx") is None and skip_reason(pfld, "openvino") is None
+
+
+def test_int8_speedup_compares_whole_predict_when_one_file_maps_back(mapped_pair):
+    """A raw call that also maps back does more work than one that does not: convert's INT8 speed-up then
+    compares whole predict calls (converters.speedup.same_work)."""
+    from converters.speedup import same_work
+    from sdk.backends import open_backend
+
+    decoded, mapped = (open_backend(p).metadata for p in mapped_pair[".onnx"])
+    assert same_work(mapped, mapped) and same_work(decoded, decoded)
+    assert not same_work(decoded, mapped)

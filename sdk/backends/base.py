@@ -119,19 +119,20 @@ class Backend(ABC):
         return values.astype(np.uint8)
 
     @staticmethod
-    def run_in_chunks(tensor: np.ndarray, step: int, infer) -> list[np.ndarray]:
+    def run_in_chunks(tensor: np.ndarray, step: int, infer, to_image: np.ndarray | None = None) -> list[np.ndarray]:
         """Run ``infer(part) -> [outputs]`` on chunks of ``step`` faces and concatenate per output.
 
         For files with a static batch: the last chunk is padded by repeating its last face,
-        and the padding's outputs are dropped.
+        and the padding's outputs are dropped. ``to_image``: the map input, chunked alongside
+        (``infer(part, maps)``).
         """
         chunks = []
         for start in range(0, len(tensor), step):
-            part = tensor[start:start + step]
-            n = len(part)
+            parts = [tensor[start:start + step]] + ([] if to_image is None else [to_image[start:start + step]])
+            n = len(parts[0])
             if n < step:
-                part = np.concatenate([part, np.repeat(part[-1:], step - n, axis=0)])
-            chunks.append([np.asarray(o)[:n] for o in infer(part)])
+                parts = [np.concatenate([a, np.repeat(a[-1:], step - n, axis=0)]) for a in parts]
+            chunks.append([np.asarray(o)[:n] for o in infer(*parts)])
         return [np.concatenate([c[i] for c in chunks]).astype(np.float32, copy=False) for i in range(len(chunks[0]))]
 
     def __repr__(self) -> str:

@@ -42,9 +42,6 @@ class OnnxRuntimeBackend(Backend):
         batch = self._pixels.shape[0]
         # A static batch (an ONNX exported for one face, e.g. PFLD) is run in chunks of that size.
         self._static_batch = batch if isinstance(batch, int) and batch > 0 else None
-        if self.map_input and self._static_batch:
-            raise ModelLoadError(f"{self.path} maps points back in its graph but has a static batch of "
-                                 f"{self._static_batch}; such files have a dynamic batch")
 
     def _read_metadata(self) -> ModelMetadata:
         props = self.session.get_modelmeta().custom_metadata_map
@@ -59,10 +56,13 @@ class OnnxRuntimeBackend(Backend):
         elif self._input_type == "tensor(uint8)":
             tensor = self.as_pixels(tensor)
         names = self._output_names
-        if self.map_input is not None or to_image is not None:
-            feed = {self._input_name: tensor, TO_IMAGE_INPUT: self.image_map(len(tensor), to_image)}
-            return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, self.session.run(names, feed))}
         step = self._static_batch
+        if self.map_input is not None or to_image is not None:
+            maps = self.image_map(len(tensor), to_image)
+            run = lambda part, m: self.session.run(names, {self._input_name: part, TO_IMAGE_INPUT: m})  # noqa: E731
+            if step is None or len(tensor) == step:
+                return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, run(tensor, maps))}
+            return dict(zip(names, self.run_in_chunks(tensor, step, run, maps)))
         if step is None or len(tensor) == step:
             values = self.session.run(names, {self._input_name: tensor})
             return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}

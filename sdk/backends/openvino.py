@@ -71,9 +71,6 @@ class OpenVinoBackend(Backend):
         batch = port.get_partial_shape()[0]
         # A static batch (an ONNX exported for one face) is run in chunks of that size.
         self._static_batch = batch.get_length() if batch.is_static else None
-        if self.map_input and self._static_batch:
-            raise ModelLoadError(f"{self.path} maps points back in its graph but has a static batch of "
-                                 f"{self._static_batch}; such files have a dynamic batch")
         self._input_type = {"f16": np.float16, "u8": np.uint8}.get(port.get_element_type().get_type_name(), np.float32)
         self._ports = list(self.compiled.outputs)
         self._names: list[str] | None = None
@@ -105,26 +102,19 @@ class OpenVinoBackend(Backend):
     def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
         tensor = np.ascontiguousarray(self.as_pixels(tensor) if self._input_type is np.uint8 else tensor,
                                       dtype=self._input_type)
-        if self.map_input is not None or to_image is not None:
-            feed = {0: tensor, 1: self.image_map(len(tensor), to_image)}
-            if len(tensor) == 0:
-                return {name: np.zeros((0, *[d.get_length() for d in p.get_partial_shape()[1:]]), dtype=np.float32)
-                        for name, p in zip(self.output_names(), self._ports)}
-            self.request.infer(feed)
-            # copies: the request's output buffers are reused by the next call
-            return {name: np.array(self.request.get_output_tensor(i).data, dtype=np.float32)
-                    for i, name in enumerate(self.output_names())}
+        maps = self.image_map(len(tensor), to_image) if self.map_input is not None or to_image is not None else None
         if len(tensor) == 0:
             return {name: np.zeros((0, *[d.get_length() if d.is_static else 0 for d in p.get_partial_shape()[1:]]),
                                    dtype=np.float32) for name, p in zip(self.output_names(), self._ports)}
         step = self._static_batch or len(tensor)
-        def infer(part: np.ndarray) -> list[np.ndarray]:
-            self.request.infer({0: part})
+        def infer(part: np.ndarray, part_maps: np.ndarray | None = None) -> list[np.ndarray]:
+            self.request.infer({0: part} if part_maps is None else {0: part, 1: part_maps})
             # copies: the request's output buffers are reused by the next call
             return [np.array(self.request.get_output_tensor(i).data, dtype=np.float32) for i in range(len(self._ports))]
 
-        values = self.run_in_chunks(tensor, step, infer)
-        return dict(zip(self.output_names(), values))
+        if step == len(tensor):  # one call: no chunking or concatenation
+            return dict(zip(self.output_names(), infer(tensor, maps)))
+        return dict(zip(self.output_names(), self.run_in_chunks(tensor, step, infer, maps)))
 
 
 def _static(shape) -> tuple[int | None, ...]:
