@@ -338,9 +338,9 @@ class Predictor:
     def _predict_boxes(self, image: np.ndarray, boxes, color: str, flip: bool, extra: dict[str, Any]) -> Prediction:
         meta = self.metadata
         batch = prepare_faces(image, boxes, meta.input, meta.crop, image_color=color, scratch=self._scratch)
-        tensor, step = batch.tensor, self.options.max_batch
         if self.backend.map_input is not None:
             return self._predict_mapped(batch, flip, extra)
+        tensor, step = batch.tensor, self.options.max_batch
         if len(tensor) <= step:
             pts, scores, pc = self.infer_with_confidence(tensor, flip_test=flip)
         else:

@@ -77,6 +77,23 @@ def tiny_onnx(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_maps_files(tmp_path_factory, tiny_onnx) -> dict[str, Path]:
+    """The tiny model as an ONNX file and its OpenVINO IR, both returning heat maps (the graph-rewrite tests' input)."""
+    pytest.importorskip("openvino")
+    import shutil
+
+    from converters.to_openvino import convert_onnx_to_openvino
+    from sdk.backends import open_backend
+
+    out = tmp_path_factory.mktemp("tiny_maps")
+    maps_onnx = out / "maps.onnx"
+    shutil.copyfile(tiny_onnx, maps_onnx)
+    maps_xml = out / "maps.xml"
+    convert_onnx_to_openvino(maps_onnx, open_backend(maps_onnx).metadata, maps_xml)
+    return {".onnx": maps_onnx, ".xml": maps_xml}
+
+
 @pytest.fixture()
 def face_image() -> np.ndarray:
     """A synthetic BGR image with some structure (no shared data needed)."""

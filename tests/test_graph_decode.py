@@ -1,8 +1,6 @@
 """The H3R decoder inside the graph (converters.graph_decode) and the fast exact top-k of the numpy decoder."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
@@ -91,19 +89,12 @@ def test_topk_decoder_is_its_definition(kind, k):
 
 
 @pytest.fixture(scope="module")
-def decoded_pair(tmp_path_factory, tiny_onnx):
-    pytest.importorskip("openvino")
+def decoded_pair(tmp_path_factory, tiny_maps_files):
     from converters.graph_decode import decode_in_graph
-    from converters.to_openvino import convert_onnx_to_openvino
-    from sdk.backends import open_backend
 
     out = tmp_path_factory.mktemp("graph_decode")
-    maps_onnx = out / "maps.onnx"
-    shutil.copyfile(tiny_onnx, maps_onnx)
-    maps_xml = out / "maps.xml"
-    convert_onnx_to_openvino(maps_onnx, open_backend(maps_onnx).metadata, maps_xml)
     fused = {}
-    for src in (maps_onnx, maps_xml):
+    for src in tiny_maps_files.values():
         target = out / ("fused" + src.suffix)
         path, check = decode_in_graph(src, target)
         assert check["max_point_diff_px"] <= 1e-4 and check["faces"] > 0

@@ -18,27 +18,43 @@ def _within_steps(got: np.ndarray, want: np.ndarray, magnitude: float, steps: in
     return bool((np.abs(got.astype(np.float64) - want) <= steps * np.spacing(np.float32(magnitude))).all())
 
 
-@pytest.fixture(scope="module")
-def mapped_pair(tmp_path_factory, tiny_onnx):
-    """{suffix: (decoding file, the same file mapping back)} for a tiny H3R model, ONNX and OpenVINO."""
-    pytest.importorskip("openvino")
-    from converters.graph_decode import decode_in_graph
-    from converters.graph_map_back import map_back_in_graph
-    from converters.to_openvino import convert_onnx_to_openvino
-    from sdk.backends import open_backend
+def _assert_same_predictions(a, b, image, boxes) -> list:
+    """``b`` (mapping back in its graph) predicts what ``a`` does, plain and with the flip test: landmarks
+    within 3 float32 steps of the image's size (two roundings on either side with the flip test), the
+    same confidences and scores; returns b's predictions."""
+    got = []
+    for flip in (False, True):
+        pa, pb = a.predict(image, boxes, flip_test=flip), b.predict(image, boxes, flip_test=flip)
+        assert _within_steps(pb.landmarks, pa.landmarks, max(image.shape)), np.abs(pa.landmarks - pb.landmarks).max()
+        assert pb.landmarks.dtype == np.float32 and pb.landmarks.shape == pa.landmarks.shape
+        for name in ("point_confidence", "face_confidence", "scores"):
+            np.testing.assert_allclose(getattr(pb, name), getattr(pa, name), atol=1e-6, err_msg=name)
+        assert pb.face_confidence.shape == (len(boxes),) and pb.face_confidence.dtype == np.float32
+        got.append(pb)
+    return got
 
+
+@pytest.fixture(scope="module")
+def mapped_pair(tmp_path_factory, tiny_maps_files):
+    """{suffix: (decoding file, the same file mapping back)} for a tiny H3R model, ONNX and OpenVINO."""
     out = tmp_path_factory.mktemp("graph_map_back")
-    maps_onnx = out / "maps.onnx"
-    shutil.copyfile(tiny_onnx, maps_onnx)
-    maps_xml = out / "maps.xml"
-    convert_onnx_to_openvino(maps_onnx, open_backend(maps_onnx).metadata, maps_xml)
     pairs = {}
-    for src in (maps_onnx, maps_xml):
-        decoded, _ = decode_in_graph(src, out / ("decoded" + src.suffix))
-        mapped, check = map_back_in_graph(decoded, out / ("mapped" + src.suffix))
-        assert check["max_ulps"] <= 2 and check["max_confidence_diff"] <= 1e-6 and check["faces"] > 0
+    for src in tiny_maps_files.values():
+        decoded, mapped = _decode_and_map_back(src, out)
         pairs[src.suffix] = (decoded, mapped)
     return pairs
+
+
+def _decode_and_map_back(src, out):
+    """``src`` rewritten twice, each step checked by its converter: (decoding file, mapping-back file)."""
+    from converters.graph_decode import decode_in_graph
+    from converters.graph_map_back import map_back_in_graph
+
+    decoded, check = decode_in_graph(src, out / ("decoded" + src.suffix))
+    assert check["max_point_diff_px"] <= 1e-4  # a runtime may fuse the float32 operations (one step apart)
+    mapped, check = map_back_in_graph(decoded, out / ("mapped" + src.suffix))
+    assert check["max_ulps"] <= 2 and check["max_confidence_diff"] <= 1e-6 and check["faces"] > 0
+    return decoded, mapped
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".xml"])
@@ -51,15 +67,7 @@ def test_mapped_file_predicts_what_the_decoding_file_predicts(mapped_pair, suffi
     assert b.metadata.decoder.params[MAPS_BACK] is True and b.metadata.decoder.params[IN_GRAPH] is True
     assert {o.role for o in b.metadata.outputs} == set(MAPPED_ROLES)
     boxes = [[40, 30, 160, 170], [100, 50, 200, 180], [5, 5, 60, 70]]
-    for flip in (False, True):
-        pa, pb = a.predict(face_image, boxes, flip_test=flip), b.predict(face_image, boxes, flip_test=flip)
-        # flip test: two float32 roundings on either side, so up to 3 steps of the image's size
-        assert _within_steps(pb.landmarks, pa.landmarks, max(face_image.shape)), np.abs(pa.landmarks - pb.landmarks).max()
-        assert pb.landmarks.dtype == np.float32 and pb.landmarks.shape == pa.landmarks.shape
-        np.testing.assert_allclose(pb.point_confidence, pa.point_confidence, atol=1e-6)
-        np.testing.assert_allclose(pb.face_confidence, pa.face_confidence, atol=1e-6)
-        np.testing.assert_allclose(pb.scores, pa.scores, atol=1e-6)
-        assert pb.face_confidence.shape == (3,) and pb.face_confidence.dtype == np.float32
+    _assert_same_predictions(a, b, face_image, boxes)
     # more faces than one backend call takes: chunked, same answer
     chunked = Predictor(mapped, options=PredictorOptions(threads=1, max_batch=2)).predict(face_image, boxes)
     np.testing.assert_array_equal(chunked.landmarks, b.predict(face_image, boxes).landmarks)
@@ -228,8 +236,6 @@ def regression_files(request, tmp_path_factory):
     from onnx import TensorProto, helper, numpy_helper
 
     from converters.api import metadata_from_json
-    from converters.graph_decode import decode_in_graph
-    from converters.graph_map_back import map_back_in_graph
     from converters.onnx_io import embed_metadata, save_onnx
     from converters.to_openvino import convert_onnx_to_openvino
 
@@ -251,14 +257,7 @@ def regression_files(request, tmp_path_factory):
     save_onnx(embed_metadata(model, meta), src)
     xml = out / "pfld.xml"
     convert_onnx_to_openvino(src, meta, xml)
-    files = {}
-    for path in (src, xml):
-        decoded, check = decode_in_graph(path, out / ("decoded" + path.suffix))
-        # the same float32 operations as the numpy decoder; a runtime may fuse them (one step apart)
-        assert check["max_point_diff_px"] <= 1e-4
-        mapped, _ = map_back_in_graph(decoded, out / ("mapped" + path.suffix))
-        files[path.suffix] = (path, mapped)
-    return files
+    return {path.suffix: (path, _decode_and_map_back(path, out)[1]) for path in (src, xml)}
 
 
 @pytest.mark.parametrize("suffix", [".onnx", ".xml"])
@@ -270,12 +269,8 @@ def test_regression_file_decodes_and_maps_back_in_its_graph(regression_files, su
     assert b.backend.map_input == TO_IMAGE_INPUT and b.backend.input_shape() == a.backend.input_shape()
     assert b.face_gate is None  # regression stays uninformative: the detector decides
     boxes = [[40, 30, 160, 170], [100, 50, 200, 180], [5, 5, 60, 70]]  # three faces through a batch of one
-    for flip in (False, True):
-        pa, pb = a.predict(face_image, boxes, flip_test=flip), b.predict(face_image, boxes, flip_test=flip)
-        assert _within_steps(pb.landmarks, pa.landmarks, max(face_image.shape)), np.abs(pa.landmarks - pb.landmarks).max()
-        np.testing.assert_array_equal(pb.point_confidence, pa.point_confidence)
-        np.testing.assert_array_equal(pb.face_confidence, pa.face_confidence)
-        assert (pb.point_confidence == 1).all()
+    for pb in _assert_same_predictions(a, b, face_image, boxes):
+        assert (pb.point_confidence == 1).all() and (pb.face_confidence == 1).all()
 
 
 def test_regression_on_tflite_keeps_its_numpy_rescale_and_says_why(runtime_onnx):
