@@ -14,6 +14,7 @@ crops: ≤ ``MAX_POINT_DIFF_PX`` per point, or the file is refused.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from sdk.formats import format_of
 from sdk.metadata import ModelMetadata, OutputSpec
 from sdk.outputs import outputs_by_role
 
-from .graph_rewrite import reference_tensors, rewrite_model
+from .graph_rewrite import onnx_constant, reference_tensors, rewrite_model
 from .source import ConversionError
 
 GRAPH_DECODERS = ("h3r_topk", "regression")
@@ -78,7 +79,7 @@ def decoded_metadata(meta: ModelMetadata) -> ModelMetadata:
 def _onnx_graph(model, meta: ModelMetadata):
     """``model`` (onnx.ModelProto) with the decoder appended and the maps no longer an output."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     heatmap, k, stride, h, w = _check_decodable(meta)
     graph = model.graph
@@ -88,9 +89,7 @@ def _onnx_graph(model, meta: ModelMetadata):
     if opset < 13:
         raise ConversionError(f"decoding in the graph needs ONNX opset >= 13 (ReduceSum axes as input), got {opset}")
 
-    def const(name, value, dtype):
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
+    const = partial(onnx_constant, graph)  # const(name, value, dtype) -> name
 
     p = "edgemark_decode/"
     shape = const(p + "shape", [0, 0, h * w], np.int64)
@@ -251,7 +250,7 @@ def _regression_params(meta: ModelMetadata) -> tuple[str, int, int, bool, bool]:
 def _onnx_regression_graph(model, meta: ModelMetadata):
     """``model`` with ``sdk.decoders.regression``'s rescale appended: (N, L, 2) points and (N, L) ones."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     name, width, height, normalized, centered = _regression_params(meta)
     graph = model.graph
@@ -259,9 +258,7 @@ def _onnx_regression_graph(model, meta: ModelMetadata):
     if len(outs) != 1 or outs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         raise ConversionError(f"the graph has no float32 output {name!r}")
 
-    def const(cname, value, dtype):
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), cname))
-        return cname
+    const = partial(onnx_constant, graph)  # const(name, value, dtype) -> name
 
     p = "edgemark_decode/"
     nodes = [helper.make_node("Reshape", [name, const(p + "shape", [0, -1, 2], np.int64)], [p + "xy"])]
@@ -280,7 +277,7 @@ def _onnx_regression_graph(model, meta: ModelMetadata):
               helper.make_node("ConstantOfShape", [p + "scores_shape"], [SCORES_NAME], value=ones)]
     graph.node.extend(nodes)
     points = meta.scheme.num_points
-    batch = graph.output[[o.name for o in graph.output].index(name)].type.tensor_type.shape.dim[0]
+    batch = outs[0].type.tensor_type.shape.dim[0]
     dim = batch.dim_value if batch.HasField("dim_value") and batch.dim_value > 0 else "batch"
     del graph.output[:]
     graph.output.extend([helper.make_tensor_value_info(POINTS_NAME, TensorProto.FLOAT, [dim, points, 2]),

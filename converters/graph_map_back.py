@@ -16,6 +16,7 @@ within ``MAX_ULPS`` float32 steps of each image coordinate, the confidences with
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from sdk.formats import format_of
 from sdk.metadata import ModelMetadata, OutputSpec
 from sdk.outputs import outputs_by_role
 
-from .graph_rewrite import reference_tensors, rewrite_model
+from .graph_rewrite import onnx_constant, reference_tensors, rewrite_model
 from .source import ConversionError
 
 MAPPED_NAME, POINT_CONF_NAME, FACE_CONF_NAME = ("edgemark_landmarks", "edgemark_point_confidence",
@@ -66,7 +67,7 @@ def mapped_metadata(meta: ModelMetadata) -> ModelMetadata:
 def _onnx_graph(model, meta: ModelMetadata):
     """``model`` (onnx.ModelProto) with the map input, the map back and the confidence appended."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     points, scores = _check_mappable(meta)
     graph = model.graph
@@ -79,9 +80,7 @@ def _onnx_graph(model, meta: ModelMetadata):
         raise ConversionError(f"the graph has no outputs {points!r} / {scores!r}")
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
-    def const(name, value, dtype):
-        graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
+    const = partial(onnx_constant, graph)  # const(name, value, dtype) -> name
 
     p = "edgemark_map_back/"
     zero, one, inf = (const(p + n, v, np.float32) for n, v in (("zero", 0.0), ("one", 1.0), ("inf", np.inf)))

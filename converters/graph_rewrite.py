@@ -49,6 +49,14 @@ def reference_tensors(meta: ModelMetadata, count: int = 16, seed: int = 0) -> np
     return normalise(reference_crops(meta, count, seed), meta.input)
 
 
+def onnx_constant(graph, name: str, value, dtype) -> str:
+    """Add ``value`` as an initializer named ``name`` to an ONNX graph; returns the name (for node inputs)."""
+    from onnx import numpy_helper
+
+    graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+    return name
+
+
 def rewrite_model(path: Path, out_path: str | Path | None, new_meta: ModelMetadata, transform: Callable,
                   meta: ModelMetadata, check: Callable[[Path], Any]) -> tuple[Path, Any]:
     """Stage ``transform(model, meta)`` of an ONNX / OpenVINO / TFLite file with ``new_meta``, ``check`` the staged

@@ -35,7 +35,8 @@ class TorchBackend(Backend):
         return [o.name for o in self.metadata.outputs]
 
     def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        self.image_map(len(tensor), to_image)  # an eager module maps nothing back: a given map is an error
+        if to_image is not None:  # an eager module maps nothing back
+            self.image_map(len(tensor), to_image)  # raises, naming the file
         with torch.inference_mode():
             outs = self.module(torch.from_numpy(np.ascontiguousarray(tensor, dtype=np.float32)))
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)

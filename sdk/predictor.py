@@ -185,20 +185,25 @@ class Predictor:
         meta = self.metadata
         n = len(tensor)
         if flip_test:
-            axis = 3 if meta.input.layout == "nchw" else 2
-            tensor = np.concatenate([tensor, np.flip(tensor, axis=axis)])
+            tensor = self._with_mirrored(tensor)
         by_role = outputs_by_role(meta, self._run(np.ascontiguousarray(tensor)))
         pts, scores = decode(meta.decoder.name, by_role, meta.decoder.params)
         conf = point_confidence(meta.decoder.name, scores)
         if not flip_test:
             return pts, scores, conf
         perm = np.asarray(meta.scheme.flip_permutation())
-        # mirroring maps input pixel-centre u to W-1-u, i.e. corner coordinate U to W-U
-        edge = meta.input.width - (1.0 if meta.crop.coordinate_origin == "pixel_center" else 0.0)
-        back = unmirror_points(pts[n:], edge, perm)
+        back = unmirror_points(pts[n:], self._mirror_edge(), perm)
         avg = ((pts[:n].astype(np.float64) + back) / 2).astype(np.float32)
-        return (avg, ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32),
-                ((conf[:n] + conf[n:][:, perm]) / 2).astype(np.float32))
+        return avg, _mean_of_passes(scores, n, perm), _mean_of_passes(conf, n, perm)
+
+    def _with_mirrored(self, tensor: np.ndarray) -> np.ndarray:
+        """The batch followed by its horizontally mirrored crops (the flip test's second pass)."""
+        axis = 3 if self.metadata.input.layout == "nchw" else 2
+        return np.concatenate([tensor, np.flip(tensor, axis=axis)])
+
+    def _mirror_edge(self) -> float:
+        """x ↦ edge − x undoes the mirror: input pixel-centre u maps to W-1-u, corner coordinate U to W-U."""
+        return self.metadata.input.width - (1.0 if self.metadata.crop.coordinate_origin == "pixel_center" else 0.0)
 
     def _infer_mapped(self, tensor: np.ndarray, matrices: np.ndarray, flip_test: bool
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -210,18 +215,16 @@ class Predictor:
         maps = image_maps(matrices, origin)
         n = len(tensor)
         if flip_test:
-            axis = 3 if meta.input.layout == "nchw" else 2
-            tensor = np.ascontiguousarray(np.concatenate([tensor, np.flip(tensor, axis=axis)]))
-            edge = meta.input.width - (1.0 if origin == "pixel_center" else 0.0)
-            maps = np.concatenate([maps, image_maps(matrices, origin, mirror_edge=edge)])
+            tensor = np.ascontiguousarray(self._with_mirrored(tensor))
+            maps = np.concatenate([maps, image_maps(matrices, origin, mirror_edge=self._mirror_edge())])
         by_role = outputs_by_role(meta, self._run(tensor, maps))
         lm, scores, pc, fc = (by_role[r] for r in MAPPED_ROLES)
         if not flip_test:
             return lm, scores, pc, fc
         perm = np.asarray(meta.scheme.flip_permutation())
-        pc = ((pc[:n] + pc[n:][:, perm]) / 2).astype(np.float32)
+        pc = _mean_of_passes(pc, n, perm)
         return (((lm[:n].astype(np.float64) + lm[n:][:, perm]) / 2).astype(np.float32),
-                ((scores[:n] + scores[n:][:, perm]) / 2).astype(np.float32), pc, face_confidence(pc))
+                _mean_of_passes(scores, n, perm), pc, face_confidence(pc))
 
     # --- detection ---------------------------------------------------------------------------
     @property
@@ -363,6 +366,11 @@ class Predictor:
         _check_finite(lm)
         return Prediction(landmarks=lm, scores=scores, boxes=batch.boxes, scheme=self.metadata.scheme.name,
                           extra=extra, point_confidence=pc, face_confidence=fc)
+
+
+def _mean_of_passes(values: np.ndarray, n: int, perm: np.ndarray) -> np.ndarray:
+    """(n, L) float32 mean of a flip test's two passes of per-point values (the mirrored pass re-ordered)."""
+    return ((values[:n] + values[n:][:, perm]) / 2).astype(np.float32)
 
 
 def _check_finite(landmarks: np.ndarray) -> None:

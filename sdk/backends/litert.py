@@ -79,7 +79,8 @@ class LiteRtBackend(Backend):
             self._outputs = self.interpreter.get_output_details()
 
     def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        self.image_map(len(tensor), to_image)  # no TFLite file maps back: a given map is an error
+        if to_image is not None:  # no TFLite file maps back
+            self.image_map(len(tensor), to_image)  # raises, naming the file
         tensor = np.asarray(tensor, dtype=np.float32)
         if len(tensor) == 0:
             return {d["name"]: np.zeros((0, *d["shape"][1:]), dtype=np.float32) for d in self._outputs}
