@@ -86,7 +86,6 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
     from sdk.backends import open_backend
 
     from .graph_decode import skip_reason
-    from .graph_input import NOT_IN_GRAPH as NOT_NORMALISED_IN_GRAPH
 
     done = []
     kept = skip_reason(open_backend(path, threads=1).metadata, fmt) if decode and fmt is not None else None
@@ -98,13 +97,15 @@ def _rewrite_graph(path: Path, decode: bool, normalise: bool, fmt: str | None = 
         _, check = decode_in_graph(path)
         done.append(f"decoder now in the graph (max difference to numpy decoding {check['max_point_diff_px']:.2g} px "
                     f"on {check['faces']} face crops)")
-    if normalise and fmt in NOT_NORMALISED_IN_GRAPH:
-        done.append(f"normalisation kept in numpy: {NOT_NORMALISED_IN_GRAPH[fmt]}")
-    elif normalise:
+    if normalise:
         from .graph_input import normalise_in_graph
+        from .source import ConversionError
 
-        _, worst = normalise_in_graph(path)
-        done.append(f"normalisation now in the graph (outputs within {worst:.2g} of their range)")
+        try:
+            _, worst = normalise_in_graph(path)
+            done.append(f"normalisation now in the graph (outputs within {worst:.2g} of their range)")
+        except ConversionError as exc:  # the check refused it (or there is nothing to move): said, not failed
+            done.append(f"normalisation kept in numpy: {exc}")
     if map_back:
         from sdk.decoders import IN_GRAPH
 

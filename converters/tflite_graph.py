@@ -16,7 +16,8 @@ import numpy as np
 
 from .source import ConversionError
 
-_NUMPY_TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64"}
+_NUMPY_TYPES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64",
+                np.dtype(np.uint8): "UINT8"}
 
 
 def _schema():
@@ -49,6 +50,21 @@ class GraphEditor:
 
     def tensor_shape(self, index: int) -> tuple[int, ...]:
         return tuple(int(d) for d in self.graph.tensors[index].shape)
+
+    def op_name(self, operator: Any) -> str:
+        """The builtin operator's name (``CONV_2D``, ...) of one of the graph's operators."""
+        entry = self.model.operatorCodes[operator.opcodeIndex]
+        code = max(int(entry.builtinCode), int(entry.deprecatedBuiltinCode))
+        return next(k for k, v in vars(self.schema.BuiltinOperator).items() if v == code and not k.startswith("_"))
+
+    def readers(self, index: int) -> list[Any]:
+        """The operators that take tensor ``index`` as an input."""
+        return [op for op in self.graph.operators if index in [int(i) for i in op.inputs]]
+
+    def constant_value(self, index: int, dtype: Any) -> np.ndarray:
+        """A constant tensor's values (its buffer read as ``dtype``)."""
+        data = self.model.buffers[self.graph.tensors[index].buffer].data
+        return np.frombuffer(bytes(data if data is not None else b""), dtype=dtype)
 
     def is_float32(self, index: int) -> bool:
         return int(self.graph.tensors[index].type) == self.type_code("FLOAT32")

@@ -53,6 +53,8 @@ class LiteRtBackend(Backend):
         signature = self._input.get("shape_signature", self._input["shape"])
         self._static_batch = None if int(signature[0]) < 0 else int(signature[0])
         self._batch = int(self._input["shape"][0])
+        # uint8 with scale 1 and zero point 0: the crop's pixels are the input's values as they are
+        self._pixels = np.dtype(self._input["dtype"]) == np.uint8 and _quant(self._input) in ((1.0, 0), (0.0, 0))
         self._outputs = self.interpreter.get_output_details()
 
     def _read_metadata(self) -> ModelMetadata:
@@ -81,14 +83,18 @@ class LiteRtBackend(Backend):
     def run(self, tensor: np.ndarray, to_image: np.ndarray | None = None) -> dict[str, np.ndarray]:
         if to_image is not None:  # no TFLite file maps back
             self.image_map(len(tensor), to_image)  # raises, naming the file
-        tensor = np.asarray(tensor, dtype=np.float32)
+        if self._pixels:  # uint8 pixels in (its graph normalises, converters.graph_input): no float round trip
+            tensor = self.as_pixels(tensor)
+        else:
+            tensor = np.asarray(tensor, dtype=np.float32)
         if len(tensor) == 0:
             return {d["name"]: np.zeros((0, *d["shape"][1:]), dtype=np.float32) for d in self._outputs}
         step = self._static_batch or len(tensor)
         if self._static_batch is None:
             self._resize(len(tensor))
         def infer(part: np.ndarray) -> list[np.ndarray]:
-            self.interpreter.set_tensor(self._input["index"], _to_input(part, self._input))
+            self.interpreter.set_tensor(self._input["index"],
+                                        np.ascontiguousarray(part) if self._pixels else _to_input(part, self._input))
             self.interpreter.invoke()
             return [_to_float(self.interpreter.get_tensor(d["index"]), d) for d in self._outputs]
 
