@@ -14,15 +14,16 @@ TFLite files get a head that XNNPACK runs in its own kernels: DEQUANTIZE (uint8,
 and a 1×1 CONV_2D whose weights hold the channel order and the per-channel multiplier and whose bias
 the offset; the NCHW → NHWC TRANSPOSE the converters put in front of the network goes (an INT8 file's
 QUANTIZE then reads the normalised NHWC tensor). The convolution rounds once where numpy rounds twice
-(outputs within ~3e-6 of their range); in an INT8 file that moves some pixels across one of the
-input's quantization levels (PFLD's mean 0.5 / std 0.5 puts every pixel half-way between two), and
-the check refuses the file, which keeps the numpy normalisation. Measured on the bundled default (ad-hoc ab_files2.py): whole ``predict``
-0.08–0.2 ms faster. The first try, a MUL and a SUB rounded as numpy does, was bit-exact but made the
+(outputs within ~3e-6 of their range). In some INT8 files that one rounding moves pixels across an
+input quantization level (PFLD's mean 0.5 / std 0.5 puts every pixel half-way between two); the check
+refuses those, and they keep the numpy normalisation. Measured on the bundled default (ad-hoc script
+ab_files2.py): whole ``predict`` 0.08–0.2 ms faster. The first try, a MUL and a SUB rounded as numpy does, was bit-exact but made the
 raw call 0.12–0.33 ms slower, and the ONNX operators above as TFLite ones 0.26–0.38 ms slower.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,6 +140,33 @@ def _tflite_nchw_transpose(g, index: int):
     return readers[0] if perm.tolist() == [0, 2, 3, 1] else None
 
 
+def _tflite_network_entry(g, old: int, layout: str) -> tuple[Any, int | None, int]:
+    """Where the normalised NHWC tensor goes: (the INT8 file's QUANTIZE or None, the tensor it must then
+    write, the tensor the new head writes). NCHW: the leading TRANSPOSE (and the QUANTIZE before it) are
+    taken out, their NHWC output kept; NHWC: the input's readers are pointed at a new tensor."""
+    p = "edgemark_normalise/"
+    if layout == "nhwc":
+        normalised = g.tensor(p + "tensor", g.tensor_shape(old))
+        for op in g.readers(old):
+            op.inputs = np.asarray([normalised if int(i) == old else int(i) for i in op.inputs], dtype=np.int32)
+        return None, None, normalised
+    quantize, transpose = None, _tflite_nchw_transpose(g, old)
+    if transpose is None:
+        first = g.readers(old)
+        if len(first) == 1 and g.op_name(first[0]) == "QUANTIZE":
+            quantize, transpose = first[0], _tflite_nchw_transpose(g, int(first[0].outputs[0]))
+    if transpose is None:
+        raise ConversionError("the TFLite graph's NCHW input is not read by one NCHW → NHWC TRANSPOSE (after a "
+                              "QUANTIZE for INT8): the converter that wrote it is not one edgemark knows")
+    target = int(transpose.outputs[0])  # the NHWC tensor the network reads
+    for op in (quantize, transpose):
+        if op is not None:
+            g.graph.operators.remove(op)
+    if quantize is None:
+        return None, target, target
+    return quantize, target, g.tensor(p + "tensor", g.tensor_shape(target))
+
+
 def _tflite_graph(model_obj, meta: ModelMetadata):
     """The parsed .tflite taking uint8 NHWC BGR pixels: DEQUANTIZE → 1×1 CONV_2D (channel order, multiplier,
     offset) in front, the network's NCHW → NHWC TRANSPOSE (after an INT8 file's QUANTIZE) gone."""
@@ -152,26 +180,8 @@ def _tflite_graph(model_obj, meta: ModelMetadata):
         raise ConversionError(f"the TFLite graph has {len(g.graph.inputs)} inputs; a landmark model takes one")
     old = int(g.graph.inputs[0])
     shape = g.tensor_shape(old)
+    quantize, target, normalised = _tflite_network_entry(g, old, spec.layout)
     p = "edgemark_normalise/"
-    quantize = None
-    if spec.layout == "nchw":
-        transpose = _tflite_nchw_transpose(g, old)
-        if transpose is None:
-            first = g.readers(old)
-            if len(first) == 1 and g.op_name(first[0]) == "QUANTIZE":
-                quantize, transpose = first[0], _tflite_nchw_transpose(g, int(first[0].outputs[0]))
-        if transpose is None:
-            raise ConversionError("the TFLite graph's NCHW input is not read by one NCHW → NHWC TRANSPOSE (after a "
-                                  "QUANTIZE for INT8): the converter that wrote it is not one edgemark knows")
-        target = int(transpose.outputs[0])  # the NHWC tensor the network reads
-        for op in (quantize, transpose):
-            if op is not None:
-                g.graph.operators.remove(op)
-        normalised = g.tensor(p + "tensor", g.tensor_shape(target)) if quantize is not None else target
-    else:
-        normalised = g.tensor(p + "tensor", shape)
-        for op in g.readers(old):
-            op.inputs = np.asarray([normalised if int(i) == old else int(i) for i in op.inputs], dtype=np.int32)
     n, h, w = (shape[0], shape[2], shape[3]) if spec.layout == "nchw" else shape[:3]
     pixels = g.tensor(PIXELS_NAME, (n, h, w, 3), np.uint8)
     quant = g.schema.QuantizationParametersT()
