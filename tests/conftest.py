@@ -94,6 +94,28 @@ def tiny_maps_files(tmp_path_factory, tiny_onnx) -> dict[str, Path]:
     return {".onnx": maps_onnx, ".xml": maps_xml}
 
 
+@pytest.fixture(scope="session")
+def new_tflite_graph():
+    """A factory of empty TFLite models (one main graph, no tensors yet) and their ``GraphEditor``: the
+    synthetic graphs the TFLite rewrite tests build."""
+    pytest.importorskip("tensorflow", reason="TFLite files are edited with TensorFlow's flatbuffer utilities")
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from converters.tflite_graph import GraphEditor
+
+    def build():
+        model = schema.ModelT()
+        model.version = 3
+        model.buffers = [schema.BufferT()]
+        model.operatorCodes = []
+        graph = schema.SubGraphT()
+        graph.tensors, graph.operators = [], []
+        model.subgraphs = [graph]
+        return model, GraphEditor(model)
+
+    return build
+
+
 @pytest.fixture()
 def face_image() -> np.ndarray:
     """A synthetic BGR image with some structure (no shared data needed)."""

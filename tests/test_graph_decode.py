@@ -243,23 +243,13 @@ def test_int8_speedup_measurement_shape(tiny_onnx):
     assert isinstance(s["not_faster"], bool) and "1t" in speedup_text(s)
 
 
-def _maps_only_tflite(meta, batch: int) -> bytes:
+def _maps_only_tflite(meta, batch: int, new_tflite_graph) -> bytes:
     """A .tflite whose graph is one RESHAPE (maps in → the ``heatmap`` output): the decoder appended to it
     then sees exactly the maps a test feeds in."""
-    pytest.importorskip("tensorflow", reason="TFLite files are edited with TensorFlow's flatbuffer utilities")
-    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.tflite_graph import GraphEditor
-
-    model = schema.ModelT()
-    model.version = 3
-    model.buffers = [schema.BufferT()]
-    model.operatorCodes = []
-    graph = schema.SubGraphT()
-    graph.tensors, graph.operators = [], []
-    model.subgraphs = [graph]
-    g = GraphEditor(model)
+    model, g = new_tflite_graph()
+    graph = g.graph
     (spec,) = meta.outputs
     shape = (batch, *spec.shape)
     maps_in, maps_out = g.tensor("maps_in", shape), g.tensor(spec.name, shape)
@@ -273,7 +263,7 @@ def _maps_only_tflite(meta, batch: int) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["peaked", "quantized", "constant"])
-def test_tflite_in_graph_decoder_equals_numpy_ties_included(runtime_onnx, kind):
+def test_tflite_in_graph_decoder_equals_numpy_ties_included(runtime_onnx, kind, new_tflite_graph):
     """TOPK_V2 in the appended TFLite decoder picks the cells the numpy decoder picks, ties to the lower index."""
     litert = pytest.importorskip("ai_edge_litert.interpreter", reason="runs the decoder on LiteRT")
     from sdk.backends import open_backend
@@ -289,7 +279,7 @@ def test_tflite_in_graph_decoder_equals_numpy_ties_included(runtime_onnx, kind):
     elif kind == "constant":
         maps = np.zeros_like(maps)
     maps = maps.reshape(2, 98, 32, 32).astype(np.float32)
-    interpreter = litert.Interpreter(model_content=_maps_only_tflite(meta, 2))
+    interpreter = litert.Interpreter(model_content=_maps_only_tflite(meta, 2, new_tflite_graph))
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], maps)
     interpreter.invoke()

@@ -27,23 +27,15 @@ def _metadata(runtime_onnx, layout: str):
                         decoder=DecoderSpec("h3r_topk", {"stride": 4, "topk": 9})).validate()
 
 
-def _write_tflite(path, meta, layout: str, quantized: bool = False, head: str = "transpose"):
+def _write_tflite(new_tflite_graph, path, meta, layout: str, quantized: bool = False, head: str = "transpose"):
     """input → [QUANTIZE → TRANSPOSE → DEQUANTIZE | TRANSPOSE | –] → AVERAGE_POOL 4×4 → 1×1 CONV (3 → 98)
     → TRANSPOSE → ``heatmap`` (1, 98, 32, 32); ``head='reshape'``: the NCHW input read by a RESHAPE instead."""
-    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from converters.tflite_graph import GraphEditor
     from converters.to_tflite import embed_tflite_metadata, ensure_signature
 
-    model = schema.ModelT()
-    model.version = 3
-    model.buffers = [schema.BufferT()]
-    model.operatorCodes = []
-    graph = schema.SubGraphT()
-    graph.tensors, graph.operators = [], []
-    model.subgraphs = [graph]
-    g = GraphEditor(model)
+    model, g = new_tflite_graph()
+    schema, graph = g.schema, g.graph
     nchw, nhwc = (1, 3, SIZE, SIZE), (1, SIZE, SIZE, 3)
     image = g.tensor("input", nchw if layout == "nchw" else nhwc)
     to_nhwc = g.constant("to_nhwc", [0, 2, 3, 1], np.int32)
@@ -84,12 +76,12 @@ def _write_tflite(path, meta, layout: str, quantized: bool = False, head: str = 
 
 @pytest.fixture(scope="module", params=[("nchw", False), ("nchw", True), ("nhwc", False)],
                 ids=["nchw", "nchw-int8", "nhwc"])
-def tflite_pair(request, runtime_onnx, tmp_path_factory):
+def tflite_pair(request, runtime_onnx, tmp_path_factory, new_tflite_graph):
     from converters.graph_input import normalise_in_graph
 
     layout, quantized = request.param
     out = tmp_path_factory.mktemp("tflite_normalise")
-    src = _write_tflite(out / "float_input.tflite", _metadata(runtime_onnx, layout), layout, quantized)
+    src = _write_tflite(new_tflite_graph, out / "float_input.tflite", _metadata(runtime_onnx, layout), layout, quantized)
     dst, worst = normalise_in_graph(src, out / "pixels.tflite")
     return src, dst, worst, quantized, layout
 
@@ -150,11 +142,11 @@ def test_rewritten_tflite_refuses_a_normalised_tensor(tflite_pair, face_image):
         b.run(normalise(tensor, open_backend(src).metadata.input).transpose(0, 2, 3, 1).copy())
 
 
-def test_a_tflite_input_without_the_leading_transpose_is_refused(runtime_onnx, tmp_path):
+def test_a_tflite_input_without_the_leading_transpose_is_refused(runtime_onnx, tmp_path, new_tflite_graph):
     from converters.graph_input import normalise_in_graph
     from converters.source import ConversionError
 
-    src = _write_tflite(tmp_path / "odd.tflite", _metadata(runtime_onnx, "nchw"), "nchw", head="reshape")
+    src = _write_tflite(new_tflite_graph, tmp_path / "odd.tflite", _metadata(runtime_onnx, "nchw"), "nchw", head="reshape")
     with pytest.raises(ConversionError, match="TRANSPOSE"):
         normalise_in_graph(src, tmp_path / "pixels.tflite")
     assert not (tmp_path / "pixels.tflite").exists()
