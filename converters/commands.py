@@ -66,9 +66,10 @@ def add_convert_arguments(p: argparse.ArgumentParser) -> None:
                         "keep their maps, where it is slower). With a .onnx/.xml/.tflite SOURCE and no --to: "
                         "rewrite that file in place")
     p.add_argument("--normalise-in-graph", action="store_true",
-                   help="move the pixel normalisation into the ONNX / OpenVINO files' graphs (they then take BGR "
-                        "crops as float pixels, NHWC; checked against the original). With a .onnx/.xml SOURCE and "
-                        "no --to: rewrite that file in place")
+                   help="move the pixel normalisation into the ONNX / OpenVINO / TFLite files' graphs (they then "
+                        "take the uint8 BGR crops as they are, NHWC; checked against the original, and kept in numpy "
+                        "where the check refuses). With a .onnx/.xml/.tflite SOURCE and no --to: rewrite that file "
+                        "in place")
     p.add_argument("--map-back-in-graph", action="store_true",
                    help="after the decoder, append the map back to image pixels and the confidence to the ONNX / "
                         "OpenVINO files' graphs (they then take a second input, edgemark_to_image; checked against "
