@@ -150,10 +150,18 @@ def crop_regions(boxes: np.ndarray, rule: CropRule) -> np.ndarray:
     return np.array([box_region(*row, rule) for row in rows], dtype=np.float64).reshape(-1, 4)
 
 
+def _region_rows(regions) -> list:
+    """Regions as rows of Python floats: a list (as ``prepare_faces`` builds it) as it is, an array row by row.
+    The per-face geometry runs on Python floats right after a network call, where numpy calls cost most."""
+    if isinstance(regions, list):
+        return regions
+    arr = np.asarray(regions, dtype=np.float64)
+    return [] if arr.size == 0 else arr.reshape(-1, arr.shape[-1]).tolist()
+
+
 def clip_regions(regions: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """``clip_region`` of each of (F, 4) regions."""
-    rows = np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
-    return np.array([clip_region(r, image_shape) for r in rows], dtype=np.float64).reshape(-1, 4)
+    return np.array([clip_region(r, image_shape) for r in _region_rows(regions)], dtype=np.float64).reshape(-1, 4)
 
 
 def content_span(region, rounding: str) -> tuple[int, int, int, int]:
@@ -168,15 +176,14 @@ def content_span(region, rounding: str) -> tuple[int, int, int, int]:
 
 def content_spans(regions: np.ndarray, rounding: str) -> np.ndarray:
     """(F, 4) integer pixel spans ``[x0, x1) x [y0, y1)`` of F regions (``content_span`` of each)."""
-    rows = np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
-    return np.array([content_span(r, rounding) for r in rows], dtype=np.int64).reshape(-1, 4)
+    return np.array([content_span(r, rounding) for r in _region_rows(regions)], dtype=np.int64).reshape(-1, 4)
 
 
 def warp_matrices(regions: np.ndarray | list, width: int, height: int, map_offset_px: float = 0.0) -> np.ndarray:
     """(F, 2, 3) ``region_matrix`` of each region, ``(cx, cy, side)`` or ``(cx, cy, side_x, side_y)``: an array,
     or a list of tuples of Python floats as ``prepare_faces`` has them (used as they are)."""
-    rows = regions if isinstance(regions, list) else np.asarray(regions, dtype=np.float64).tolist()
-    return np.array([region_matrix(r, width, height, map_offset_px) for r in rows], dtype=np.float64).reshape(-1, 2, 3)
+    return np.array([region_matrix(r, width, height, map_offset_px) for r in _region_rows(regions)],
+                    dtype=np.float64).reshape(-1, 2, 3)
 
 
 def to_image_coords(points: np.ndarray, matrices: np.ndarray, coordinate_origin: str) -> np.ndarray:
@@ -250,8 +257,7 @@ def sample_faces(image: np.ndarray, regions: np.ndarray, rule: CropRule, width: 
         return warp_faces(image, matrices, width, height, out)
     if rule.rounding == "none":  # antialias over a float region: PIL's resize with a float box is not offered
         raise InputError("crop.resize 'antialias' needs whole-pixel regions (crop.rounding 'round' or 'floor')")
-    rows = regions if isinstance(regions, list) else np.asarray(regions, dtype=np.float64).reshape(-1, 4).tolist()
-    spans = [content_span(r, rule.rounding) for r in rows]
+    spans = [content_span(r, rule.rounding) for r in _region_rows(regions)]
     ih, iw = image.shape[:2]
     crops = np.empty((len(spans), height, width, 3), dtype=np.uint8) if out is None else out
     for i, (x0, y0, x1, y1) in enumerate(spans):

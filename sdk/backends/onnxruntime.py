@@ -57,17 +57,15 @@ class OnnxRuntimeBackend(Backend):
             tensor = self.as_pixels(tensor)
         names = self._output_names
         step = self._static_batch
-        if self.map_input is not None or to_image is not None:
-            maps = self.image_map(len(tensor), to_image)
-            run = lambda part, m: self.session.run(names, {self._input_name: part, TO_IMAGE_INPUT: m})  # noqa: E731
-            if step is None or len(tensor) == step:
-                return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, run(tensor, maps))}
-            return dict(zip(names, self.run_in_chunks(tensor, step, run, maps)))
-        if step is None or len(tensor) == step:
-            values = self.session.run(names, {self._input_name: tensor})
-            return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, values)}
-        values = self.run_in_chunks(tensor, step, lambda part: self.session.run(names, {self._input_name: part}))
-        return dict(zip(names, values))
+        maps = self.image_map(len(tensor), to_image) if self.map_input is not None or to_image is not None else None
+
+        def run(part: np.ndarray, part_maps: np.ndarray | None = None) -> list[np.ndarray]:
+            feed = {self._input_name: part} if part_maps is None else {self._input_name: part, TO_IMAGE_INPUT: part_maps}
+            return self.session.run(names, feed)
+
+        if step is None or len(tensor) == step:  # one call: no chunking or concatenation
+            return {n: np.asarray(v, dtype=np.float32) for n, v in zip(names, run(tensor, maps))}
+        return dict(zip(names, self.run_in_chunks(tensor, step, run, maps)))
 
     def output_names(self) -> list[str]:
         return list(self._output_names)
