@@ -296,7 +296,7 @@ def _open_predictor(job: dict[str, Any], threads: int, max_batch: int):
 
 # How raw and predict calls are timed: in turns (benchmarks.latency.time_interleaved), with the SDK's own
 # cost paired per call. Cells timed otherwise (earlier runs) are measured again.
-TIMING = "interleaved+own"  # + the SDK's own cost per call (sdk_own), from this session on
+TIMING = "interleaved+own+prepare"  # + the SDK's own cost per call (sdk_own) and, of it, prepare_faces' (sdk_prepare)
 
 
 def _latency_cell(predictor, image: np.ndarray, box: np.ndarray | None, threads: int, batch: int, runs: int,
@@ -309,7 +309,7 @@ def _latency_cell(predictor, image: np.ndarray, box: np.ndarray | None, threads:
     if box is None:
         cell["frame"] = f"{image.shape[1]}x{image.shape[0]}"
     try:
-        raw, full, own = raw_and_predict(predictor, image, boxes, runs, warmup)
+        raw, full, own, prepare = raw_and_predict(predictor, image, boxes, runs, warmup)
     except Exception as exc:  # a runtime that cannot run this batch size (static shapes) is a result too
         cell["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         return cell
@@ -318,6 +318,7 @@ def _latency_cell(predictor, image: np.ndarray, box: np.ndarray | None, threads:
     cell["overhead_ratio"] = round(full.median_ms / raw.median_ms, 4) if raw.median_ms > 0 else None
     if own is not None:  # what predict spent outside its backend calls, call by call (benchmarks.peer_rows)
         cell["sdk_own"] = own.as_dict()
+        cell["sdk_prepare"] = prepare.as_dict()  # of which: boxes → crop → tensor (sdk.preprocess.prepare_faces)
     cell["faces_per_s"] = {"raw": round(batch / raw.median_ms * 1e3, 2),
                            "predict": round(batch / full.median_ms * 1e3, 2)}
     return cell

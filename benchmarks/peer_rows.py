@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -96,14 +96,28 @@ def camera_frame() -> np.ndarray:
     return frame_640x480(cv2.imread(str(SAMPLE)))
 
 
-def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, runs: int, warmup: int):
-    """(raw, predict, own) of one row, the raw and predict calls timed in turns (``benchmarks.latency.
+class RowTiming(NamedTuple):
+    """A row's latency statistics: the raw backend call, the whole ``predict``, and, for an edgemark
+    ``Predictor`` (None for the peers), what each ``predict`` spent outside its backend calls (``own``) and,
+    of that, in ``sdk.preprocess.prepare_faces`` (``prepare``: box checks, crop geometry, the crop itself
+    and any normalisation in numpy), each paired call by call."""
+
+    raw: Any
+    predict: Any
+    own: Any = None
+    prepare: Any = None
+
+
+def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, runs: int, warmup: int) -> RowTiming:
+    """``RowTiming`` of one row, the raw and predict calls timed in turns (``benchmarks.latency.
     time_interleaved``); ``boxes=None`` times the detecting path on ``image``.
 
-    ``own``: for an edgemark ``Predictor``, the statistics of what each ``predict`` call spent outside the
-    backend calls it made (its duration minus theirs, paired call by call), the SDK's own cost with the
-    network's run-to-run noise taken out; None for the peers.
+    ``own`` and ``prepare`` time the SDK's stages inside the very ``predict`` calls that are timed (the
+    backend's ``run`` and ``sdk.predictor``'s ``prepare_faces`` wrapped for the duration, then restored), so
+    the network's run-to-run noise drops out of both, and ``prepare`` shows how much of the SDK's own cost
+    is the crop its file's crop rule asks for.
     """
+    import sdk.predictor as predictor_module
     from sdk.preprocess import prepare_batch
 
     from .latency import summarize, time_interleaved
@@ -118,38 +132,43 @@ def raw_and_predict(predictor, image: np.ndarray, boxes: np.ndarray | None, runs
     if backend is None:
         raw_fn = predictor.raw_call(image, call_boxes)
         predict_fn = lambda: predictor.predict(image, boxes)  # noqa: E731
-    else:
-        meta = predictor.metadata
-        tensor, _ = prepare_batch(image, call_boxes, meta.input, meta.crop)
-        run = backend.run
-        raw_fn = lambda: run(tensor)  # noqa: E731
-        inside: list[float] = []
+        raw_d, predict_d = time_interleaved([raw_fn, predict_fn], runs, warmup)
+        return RowTiming(summarize(raw_d), summarize(predict_d))
+    meta = predictor.metadata
+    tensor, _ = prepare_batch(image, call_boxes, meta.input, meta.crop)
+    run, prepare = backend.run, predictor_module.prepare_faces
+    raw_fn = lambda: run(tensor)  # noqa: E731
+    inside: list[float] = []
+    preparing: list[float] = []
 
-        def timed_run(*args):  # the batch (and a mapping-back file's map input)
+    def timed(fn, totals: list[float]):
+        def call(*args, **kwargs):
             start = time.perf_counter()
             try:
-                return run(*args)
+                return fn(*args, **kwargs)
             finally:
-                inside[-1] += time.perf_counter() - start
+                totals[-1] += time.perf_counter() - start
+        return call
 
-        def predict_fn():
-            inside.append(0.0)
-            predictor.predict(image, boxes)
+    def predict_fn():
+        inside.append(0.0)
+        preparing.append(0.0)
+        predictor.predict(image, boxes)
 
-        before = backend.__dict__.get("run")  # an instance's own run (a test's), else the class's method
-        backend.run = timed_run
+    before = backend.__dict__.get("run")  # an instance's own run (a test's), else the class's method
+    backend.run = timed(run, inside)
+    predictor_module.prepare_faces = timed(prepare, preparing)
     try:
         raw_d, predict_d = time_interleaved([raw_fn, predict_fn], runs, warmup)
     finally:
-        if backend is not None:
-            if before is None:
-                del backend.run
-            else:
-                backend.run = before
-    own = None
-    if backend is not None:
-        own = summarize(np.maximum(np.asarray(predict_d) - np.asarray(inside[-runs:]), 0.0))
-    return summarize(raw_d), summarize(predict_d), own
+        predictor_module.prepare_faces = prepare
+        if before is None:
+            del backend.run
+        else:
+            backend.run = before
+    own = np.maximum(np.asarray(predict_d) - np.asarray(inside[-runs:]), 0.0)
+    return RowTiming(summarize(raw_d), summarize(predict_d), summarize(own),
+                     summarize(np.minimum(np.asarray(preparing[-runs:]), own)))
 
 
 def detected_accuracy(predictor, dataset, progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:

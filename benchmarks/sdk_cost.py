@@ -2,7 +2,7 @@
 
 ``python -m benchmarks.sdk_cost MODEL [--threads 1 2] [--batch 1] [--runs 300]``: raw backend call and
 whole ``predict`` on the bundled sample photo's face, timed in turns, and what each ``predict`` spent
-outside its backend calls (``benchmarks.peer_rows.raw_and_predict``). ``--sdk DIR`` measures the
+outside its backend calls and, of that, in ``prepare_faces`` (``benchmarks.peer_rows.raw_and_predict``). ``--sdk DIR`` measures the
 ``sdk`` and ``converters`` packages of another checkout (with its own bundled models) by this same
 code: run it alternately for two versions, a few times, since the host's load moves all three numbers.
 """
@@ -39,10 +39,11 @@ def main(argv: list[str] | None = None) -> None:
     for t in args.threads:
         p = Predictor(None if args.model == "default" else args.model,
                       options=PredictorOptions(threads=t, max_batch=max(8, args.batch)))
-        raw, full, own = raw_and_predict(p, image, boxes, args.runs, args.warmup)
+        raw, full, own, prepare = raw_and_predict(p, image, boxes, args.runs, args.warmup)
         print(f"{p.model_path.name} threads {t} batch {args.batch}: raw {raw.median_ms:.3f} ms, predict "
               f"{full.median_ms:.3f} ms (x{full.median_ms / raw.median_ms:.3f}), SDK's own "
-              f"{own.median_ms / args.batch:.3f} ms per face (median over {args.runs} calls)")
+              f"{own.median_ms / args.batch:.3f} ms per face, of which prepare_faces (crop) "
+              f"{prepare.median_ms / args.batch:.3f} (medians over {args.runs} calls)")
 
 
 if __name__ == "__main__":

@@ -148,8 +148,9 @@ def test_sdk_own_cost_is_predict_minus_the_backend_calls_inside_it(tiny_onnx, fa
 
     p = Predictor(tiny_onnx, threads=1)
     boxes = np.array([[40, 30, 160, 170]], np.float32)
-    raw, full, own = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
+    raw, full, own, prepare = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
     assert own is not None and 0 <= own.median_ms < full.median_ms
+    assert prepare is not None and 0 < prepare.median_ms <= own.median_ms
     run = p.backend.run
 
     def slow_run(tensor):
@@ -157,9 +158,32 @@ def test_sdk_own_cost_is_predict_minus_the_backend_calls_inside_it(tiny_onnx, fa
         return run(tensor)
 
     p.backend.run = slow_run
-    raw2, full2, own2 = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
-    assert raw2.median_ms >= 5 and full2.median_ms >= 5 and own2.median_ms < 5
+    raw2, full2, own2, prepare2 = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
+    assert raw2.median_ms >= 5 and full2.median_ms >= 5 and own2.median_ms < 5 and prepare2.median_ms < 5
     assert p.backend.run is slow_run  # the timing wrapper is taken off again
+
+
+def test_sdk_prepare_cost_is_the_time_inside_prepare_faces(tiny_onnx, face_image, monkeypatch):
+    """A crop stage made 5 ms slower moves the SDK's own cost and its prepare part, not the raw call;
+    the wrapper is taken off again."""
+    import time as _time
+
+    import sdk.predictor as predictor_module
+    from benchmarks.peer_rows import raw_and_predict
+    from sdk.predictor import Predictor
+
+    prepare = predictor_module.prepare_faces
+
+    def slow_prepare(*args, **kwargs):
+        _time.sleep(0.005)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(predictor_module, "prepare_faces", slow_prepare)
+    p = Predictor(tiny_onnx, threads=1)
+    boxes = np.array([[40, 30, 160, 170]], np.float32)
+    raw, full, own, prep = raw_and_predict(p, face_image, boxes, runs=5, warmup=1)
+    assert raw.median_ms < 5 <= prep.median_ms <= own.median_ms < full.median_ms
+    assert predictor_module.prepare_faces is slow_prepare
 
 
 @pytest.mark.parametrize("bad", [[], [0.001, float("nan")], [-0.001]])
@@ -391,3 +415,23 @@ def test_int8_speedup_compares_whole_predict_when_only_one_file_decodes_in_its_g
     data["models"][1]["decoder_params"] = {"in_graph": True}
     (r,) = int8_speedups(data)
     assert r["basis"] == "raw" and r["cells"][1][2] == pytest.approx(2.0) and not r["not_faster"]
+
+
+def test_overhead_section_counts_crop_bound_cells():
+    """A cell above the ratio target whose crop stage alone exceeds 15 % of the raw call is counted crop-bound;
+    one whose crop is cheap is not; cells below 1 ms raw or at the target are not counted at all."""
+    from benchmarks.report import _overhead_section
+
+    def cell(raw, predict, own, prepare):
+        return {"threads": 1, "batch": 1, "raw": {"median_ms": raw}, "predict": {"median_ms": predict},
+                "overhead_ratio": predict / raw, "sdk_own": {"median_ms": own}, "sdk_prepare": {"median_ms": prepare}}
+
+    rows = [("crop_bound", cell(2.0, 2.6, 0.6, 0.4)), ("decode_bound", cell(2.0, 2.6, 0.6, 0.1)),
+            ("at_target", cell(2.0, 2.2, 0.2, 0.1)), ("fast_network", cell(0.5, 1.0, 0.5, 0.4))]
+    data = {"settings": {"threads": [1], "batches": [1]},
+            "models": [{"id": n, "name": n, "kind": "edgemark", "file": f"models/{n}.onnx", "runtime": "onnxruntime",
+                        "precision": "fp32", "latency": [c]} for n, c in rows]}
+    text = "\n".join(_overhead_section(data))
+    assert "ratio is ≤ 1.15: 1 of 3." in text
+    assert "Of the 2 above it, 1 of the 2 timed stage by stage are crop-bound" in text
+    assert "1.30 (+0.60; own 0.60; crop 0.40)" in text
