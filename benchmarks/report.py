@@ -300,6 +300,13 @@ def _overhead_text(cell: dict[str, Any] | None) -> str:
     return f"{_fmt(cell['overhead_ratio'])} ({'; '.join(parts)})"
 
 
+def _default_own_text(m: dict[str, Any], cell: dict[str, Any]) -> str:
+    """"runtime precision tN own (crop x)" of one of the bundled default's cells."""
+    prepare = _own_ms(cell, "sdk_prepare")
+    return (f"{m['runtime']} {m['precision']} t{cell['threads']} {_own_ms(cell):.3f}"
+            + ("" if prepare is None else f" (crop {prepare:.3f})"))
+
+
 def _overhead_section(data: dict[str, Any]) -> list[str]:
     settings = data["settings"]
     grid = [(t, b) for t in settings["threads"] for b in settings["batches"]]
@@ -312,9 +319,8 @@ def _overhead_section(data: dict[str, Any]) -> list[str]:
             target_cells += [c for c in cells if m.get("peer") is None and c and c["batch"] == 1
                              and "frame" not in c and c["raw"]["median_ms"] >= 1.0]
             if _bundled_default(m):
-                own += [f"{m['runtime']} {m['precision']} t{c['threads']} {_own_ms(c):.3f}"
-                        + ("" if _own_ms(c, "sdk_prepare") is None else f" (crop {_own_ms(c, 'sdk_prepare'):.3f})")
-                        for c in cells if c and c["batch"] == 1 and "frame" not in c and _own_ms(c) is not None]
+                own += [_default_own_text(m, c) for c in cells
+                        if c and c["batch"] == 1 and "frame" not in c and _own_ms(c) is not None]
     summary = ""
     if target_cells:
         missed = [c for c in target_cells if c["overhead_ratio"] > OVERHEAD_TARGET]

@@ -1,10 +1,11 @@
 """The SDK's own cost per ``predict`` call on one model file, measured as the bench measures it.
 
 ``python -m benchmarks.sdk_cost MODEL [--threads 1 2] [--batch 1] [--runs 300]``: raw backend call and
-whole ``predict`` on the bundled sample photo's face, timed in turns, and what each ``predict`` spent
-outside its backend calls and, of that, in ``prepare_faces`` (``benchmarks.peer_rows.raw_and_predict``). ``--sdk DIR`` measures the
-``sdk`` and ``converters`` packages of another checkout (with its own bundled models) by this same
-code: run it alternately for two versions, a few times, since the host's load moves all three numbers.
+whole ``predict`` on the bundled sample photo's face, timed in turns, what each ``predict`` spent
+outside its backend calls and, of that, in ``prepare_faces`` (the crop stage;
+``benchmarks.peer_rows.raw_and_predict``). ``--sdk DIR`` measures the ``sdk`` and ``converters``
+packages of another checkout (with its own bundled models) by this same code: run it alternately for
+two versions, a few times, since the host's load moves all four numbers.
 """
 from __future__ import annotations
 
