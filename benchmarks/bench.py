@@ -640,16 +640,16 @@ def _versus_mediapipe(data: dict[str, Any], cfg: BenchConfig, dataset) -> list[d
 
 
 def _int8_pairs(data: dict[str, Any], cfg: BenchConfig) -> list[dict[str, Any]]:
-    """Each INT8 file against the FP32 file of its model and runtime, timed in turns in one process
+    """Each INT8 file against the FP32 file of its model and runtime, timed together in one process
     (``converters.speedup``): rows timed in separate processes minutes apart are too noisy for a ratio."""
     from tqdm import tqdm
 
-    from converters.speedup import measure_speedup
+    from converters.speedup import METHOD, measure_speedup
 
     rows = [m for m in data["models"] if m.get("kind") == "edgemark" and not m.get("box_rule") and m.get("file")]
     by_key = {(m["name"], m["runtime"]): m for m in rows}
     old = {(p["fp32_sha256"], p["int8_sha256"]): p for p in data.get("int8_pairs") or []
-           if p.get("runs") == cfg.runs and p.get("threads") == list(cfg.threads)}
+           if p.get("runs") == cfg.runs and p.get("threads") == list(cfg.threads) and p.get("method") == METHOD}
     pairs = []
     todo = [(m, by_key.get((m["name"].replace("_int8", "_fp32"), m["runtime"]))) for m in rows
             if m["precision"] == "int8" and "_int8" in m["name"]]

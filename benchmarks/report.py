@@ -350,7 +350,7 @@ INT8_NOT_FASTER = 1.05  # converters.speedup.NOT_FASTER: below it an INT8 file i
 
 
 def _paired_speedups(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bench's INT8/FP32 pairs timed in turns in one process (``int8_pairs``), as report rows."""
+    """The bench's INT8/FP32 pairs timed together in one process (``int8_pairs``), as report rows."""
     by_id = {m["id"]: m for m in data["models"]}
     out = []
     for p in data.get("int8_pairs") or []:
@@ -403,6 +403,16 @@ def _decodes_in_graph(row: dict[str, Any]) -> tuple[bool, bool]:
     return bool(params.get("in_graph")), bool(params.get("maps_back"))
 
 
+def _pair_method(data: dict[str, Any]) -> str:
+    """How the pairs were timed, in words (older results timed the two files call by call)."""
+    methods = {p.get("method") for p in data.get("int8_pairs") or [] if "error" not in p}
+    if methods == {None}:
+        return "FP32 raw, INT8 raw, FP32 predict, INT8 predict in turns"
+    return ("raw call and predict in turns within each file, in " + " / ".join(sorted(str(m) for m in methods))
+            + " of untimed calls, the two files' blocks in turns: a file called right after the other ran up to "
+            "4× slower while the other's thread pool was still busy")
+
+
 def int8_speedup_section(data: dict[str, Any]) -> list[str]:
     paired = _paired_speedups(data)
     rows = paired or int8_speedups(data)
@@ -419,9 +429,9 @@ def int8_speedup_section(data: dict[str, Any]) -> list[str]:
                      *[f"{c[t][2]:.2f}×" if t in c else "–" for t in threads],
                      "**not faster**" if r["not_faster"] else "faster"])
     return ["## INT8 against FP32", "",
-            ("Each INT8 file and its FP32 sibling timed in turns in one process (`converters.speedup`: FP32 raw, "
-             "INT8 raw, FP32 predict, INT8 predict, …), batch 1: rows timed minutes apart in their own processes "
-             "are too noisy for a ratio. " if paired else "Raw backend call, batch 1, same run. ")
+            (f"Each INT8 file and its FP32 sibling timed in one process (`converters.speedup`, {_pair_method(data)}), "
+             "batch 1: rows timed minutes apart in their own processes are too noisy for a ratio. "
+             if paired else "Raw backend call, batch 1, same run. ")
             + "Raw call where both files do the same work in their graphs; the whole `predict` where one decodes or "
             "normalises in its graph and the other does not (OpenVINO INT8 files keep their maps). An INT8 file "
             f"whose speed-up is below {INT8_NOT_FASTER:.2f}× at any thread count is flagged: it costs accuracy and "

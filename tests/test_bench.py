@@ -120,9 +120,8 @@ def test_time_calls_times_only_the_runs_after_warmup():
     assert summarize(durations).median_ms == pytest.approx(4.0)
 
 
-def test_interleaved_timing_takes_turns_in_alternating_order():
-    from benchmarks.latency import time_interleaved
-
+def _recorded_calls():
+    """A list the calls append their names to, a clock that ticks 1 ms per reading, and the call maker."""
     order, now = [], [0.0]
 
     def clock() -> float:
@@ -132,11 +131,37 @@ def test_interleaved_timing_takes_turns_in_alternating_order():
     def call(name: str):
         return lambda: order.append(name)
 
+    return order, clock, call
+
+
+def test_interleaved_timing_takes_turns_in_alternating_order():
+    from benchmarks.latency import time_interleaved
+
+    order, clock, call = _recorded_calls()
     a, b = time_interleaved([call("a"), call("b")], runs=3, warmup=1, clock=clock)
     assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then turns, reversed every other turn
     assert len(a) == len(b) == 3 and all(d == pytest.approx(0.001) for d in a + b)
     with pytest.raises(ValueError, match="runs"):
         time_interleaved([call("a")], runs=0)
+
+
+def test_block_timing_gives_each_file_settled_blocks_in_turns():
+    """Two files' functions: untimed settle calls, then a block of turns within the file; files alternate."""
+    from converters.speedup import time_in_blocks
+
+    order, clock, call = _recorded_calls()
+    (a1, a2), (b1, b2) = time_in_blocks([[call("a1"), call("a2")], [call("b1"), call("b2")]], runs=3,
+                                        warmup=1, block=2, settle_s=0.0, clock=clock)
+    assert order == ["a1", "a2", "b1", "b2",                          # warm-up
+                     "a1", "a2", "a1", "a2", "a2", "a1",              # a: one settle pass, a block of 2 turns
+                     "b1", "b2", "b1", "b2", "b2", "b1",              # b likewise
+                     "b1", "b2", "b1", "b2", "a1", "a2", "a1", "a2"]  # reversed order, the last block of 1
+    assert [len(d) for d in (a1, a2, b1, b2)] == [3, 3, 3, 3]
+    order.clear()
+    time_in_blocks([[call("a")], [call("b")]], runs=1, warmup=0, block=1, settle_s=0.0025, clock=clock)
+    assert order == ["a"] * 4 + ["b"] * 4  # settling until 2.5 ms have passed: three passes, then the timed call
+    with pytest.raises(ValueError, match="block"):
+        time_in_blocks([[call("a")]], runs=1, block=0)
 
 
 def test_sdk_own_cost_is_predict_minus_the_backend_calls_inside_it(tiny_onnx, face_image):
