@@ -406,9 +406,9 @@ def _decodes_in_graph(row: dict[str, Any]) -> tuple[bool, bool]:
 def _pair_method(data: dict[str, Any]) -> str:
     """How the pairs were timed, in words (older results timed the two files call by call)."""
     methods = {p.get("method") for p in data.get("int8_pairs") or [] if "error" not in p}
-    if methods == {None}:
+    if not methods - {None}:
         return "FP32 raw, INT8 raw, FP32 predict, INT8 predict in turns"
-    return ("raw call and predict in turns within each file, in " + " / ".join(sorted(str(m) for m in methods))
+    return ("raw call and predict in turns within each file, in " + " / ".join(sorted(m for m in methods if m))
             + " of untimed calls, the two files' blocks in turns: a file called right after the other ran up to "
             "4× slower while the other's thread pool was still busy")
 

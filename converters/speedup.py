@@ -4,9 +4,9 @@ Both files of one format are opened on their own runtime, and each file's raw ca
 on its own input tensor for the same real face crop, batch 1) and whole ``Predictor.predict`` on the
 photo the crop comes from are timed in short blocks, the two files' blocks in turns
 (``time_in_blocks``), so a load change on the machine hits both alike. The speed-up is FP32 ÷ INT8
-of the raw medians where both files do the same work in their graphs, and of the predict medians where they do not (an OpenVINO INT8 file
-keeps its maps and is decoded in numpy while its FP32 sibling decodes in its graph; or one of them
-normalises in its graph). ``edgemark convert`` prints it for every INT8 file and stores it in the
+of the raw medians where both files do the same work in their graphs, and of the predict medians
+where they do not (an OpenVINO INT8 file keeps its maps and is decoded in numpy while its FP32
+sibling decodes in its graph; or one of them normalises in its graph). ``edgemark convert`` prints it for every INT8 file and stores it in the
 file's metadata (``provenance.extra.int8_speedup``); below ``NOT_FASTER`` the file is flagged. The
 bench (``benchmarks.bench``) measures the same pairs again in its own run.
 """
